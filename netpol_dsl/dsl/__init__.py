@@ -1,0 +1,1 @@
+"""What users write: typed, immutable builders that only record intent."""

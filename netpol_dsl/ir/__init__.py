@@ -1,0 +1,1 @@
+"""The one intermediate representation every target reads: frozen, normalised, sorted."""

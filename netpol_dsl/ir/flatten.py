@@ -1,0 +1,117 @@
+"""Flattening: compile tiers, denies and passes into allow-only rules by exact subtraction.
+
+For targets without deny or ordering (Kubernetes NetworkPolicy; Cilium where an
+allow must beat a lower deny), the reference semantics for one direction is
+
+    allowed(pod) = ∪_t ( A_t − P_t − D_≤t )      if the pod is isolated,
+                   everything − denied             otherwise,
+
+where A_t, P_t, D_t are the allows, passes and denies of tier t.  Subtraction
+carves the subject (which pods), the peer (selectors by De Morgan, CIDRs into
+``except``) and the ports (ranges split); where one of them has no exact form a
+diagnostic names both rules.  Nothing here ever widens a rule.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from netpol_dsl.diagnostics import Code, Diagnostic
+from netpol_dsl.ir.peers import Anything, NotExact, Workloads, subtract_peer
+from netpol_dsl.ir.ports import ports_overlap, subtract_ports
+from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
+
+
+@attrs.frozen
+class Flat:
+    """Allow-only rules plus the workloads that must be isolated (default-deny) per direction."""
+
+    allows: tuple[Rule, ...]
+    isolations: tuple[Isolation, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _minus(rule: Rule, other: Rule) -> list[Rule]:
+    """``rule − other`` over (subject × peer × ports); HTTP matches are carried unchanged."""
+    both = rule.subject.conjoin(other.subject)
+    if both is None or not ports_overlap(rule.ports, other.ports):
+        return [rule]
+    peers = subtract_peer(rule.peer, other.peer)
+    if peers == (rule.peer,):
+        return [rule]
+    ports = subtract_ports(rule.ports, other.ports)
+    out = [attrs.evolve(rule, subject=s) for s in rule.subject.minus(other.subject)]
+    out += [attrs.evolve(rule, subject=both, peer=p) for p in peers]
+    if ports != ():
+        out.append(attrs.evolve(rule, subject=both, ports=ports))
+    return out
+
+
+def _cover(subject: Workloads, covers: list[Workloads]) -> list[Workloads]:
+    """The parts of ``subject`` not inside any of ``covers``."""
+    rest = [subject]
+    for c in covers:
+        rest = [piece for r in rest for piece in r.minus(c)]
+        if not rest:
+            break
+    return rest
+
+
+def flatten(program: Program) -> Flat:
+    allows: list[Rule] = []
+    isolations: set[Isolation] = set(program.isolations)
+    diags: list[Diagnostic] = []
+    for direction in (Direction.INGRESS, Direction.EGRESS):
+        rules = [r for r in program.rules if r.direction is direction]
+        for a in (r for r in rules if r.action is Action.ALLOW):
+            removers = [
+                x for x in rules
+                if (x.action is Action.DENY and x.tier.order <= a.tier.order)
+                or (x.action is Action.PASS and x.tier == a.tier)
+            ]
+            pieces = [a]
+            try:
+                for x in removers:
+                    pieces = [p for piece in pieces for p in _minus(piece, x)]
+            except NotExact as exc:
+                diags.append(_not_exact(a, x, str(exc)))
+                continue
+            allows += pieces
+            isolations.add(Isolation(a.subject, direction, a.origins))
+        isolated = [i.subject for i in isolations if i.direction is direction]
+        for x in (r for r in rules if r.action is Action.DENY):
+            uncovered = _cover(x.subject, isolated)
+            if not uncovered:
+                continue
+            if isinstance(x.peer, Anything) and x.ports is None:
+                for piece in uncovered:
+                    isolations.add(Isolation(piece, direction, x.origins))
+                continue
+            diags.append(Diagnostic(
+                Code.NPD205,
+                f"deny '{x.flow}' ({x.describe()}) applies to workloads {uncovered[0].describe()} that have no "
+                f"{direction.value} allow list, and this target can only deny by omitting traffic from one",
+                x.location,
+                hint=f"make their namespace default-deny ({direction.value}) in the baseline, deny all their "
+                "traffic (deny(zone >> anything())), restrict the deny with direction=, or build for a target "
+                "with native deny (cilium, calico)",
+            ))
+    unique = {(r, r.sort_key()): r for r in allows}
+    return Flat(
+        allows=tuple(sorted(unique.values(), key=Rule.sort_key)),
+        isolations=tuple(sorted(isolations, key=lambda i: (i.direction.value, i.subject))),
+        diagnostics=tuple(diags),
+    )
+
+
+def _not_exact(a: Rule, x: Rule, why: str) -> Diagnostic:
+    code = Code.NPD210 if x.action is Action.PASS else Code.NPD205
+    if "port" in why:
+        code = Code.NPD206
+    return Diagnostic(
+        code,
+        f"allow '{a.flow}' ({a.describe()}) overlaps {x.action.value} '{x.flow}' (at {x.location}) and the "
+        f"difference cannot be written exactly: {why}",
+        a.location,
+        hint="narrow the allow so it no longer overlaps, or build for a target with native deny (cilium, calico)",
+    )

@@ -1,0 +1,1 @@
+"""Rendering: the one ruamel.yaml configuration, and text reports."""

@@ -1,0 +1,301 @@
+"""Target ``kubernetes``: networking.k8s.io/v1 NetworkPolicy.
+
+NetworkPolicy is allow-only, per namespace and unordered, so tiers, denies and
+passes are compiled by exact subtraction (:mod:`netpol_dsl.ir.flatten`).  Every
+intent it cannot express exactly (FQDN, HTTP, entities, cluster-wide
+workloads) is an error naming the rule and the alternative.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
+from netpol_dsl.ir.flatten import flatten
+from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, namespace_selector
+from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.program import Direction, HttpMatch, Program, Rule
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector, Shape
+from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
+
+API_VERSION = "networking.k8s.io/v1"
+KIND = "NetworkPolicy"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "netpol-dsl"}
+SOURCE_ANNOTATION = "netpol-dsl.dev/source"
+POLICY_LABEL = "netpol-dsl.dev/policy"
+# address space where pod and service IPs usually live; ipBlock may match pods there on some engines
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
+_GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring"}
+
+Y, P, N = Support.YES, Support.PARTIAL, Support.NO
+
+
+def selector_body(selector: Selector) -> dict[str, Any]:
+    """A Kubernetes LabelSelector: matchLabels for single values, matchExpressions for the rest."""
+    match_labels: dict[str, str] = {}
+    exprs: list[dict[str, Any]] = []
+    for c in selector.constraints:
+        if c.shape is Shape.IN and len(c.values) == 1:
+            match_labels[c.key] = c.values[0]
+        elif c.shape is Shape.IN:
+            exprs.append({"key": c.key, "operator": "In", "values": list(c.values)})
+        elif c.shape is Shape.ABSENT:
+            exprs.append({"key": c.key, "operator": "DoesNotExist"})
+        else:
+            if c.exists:
+                exprs.append({"key": c.key, "operator": "Exists"})
+            if c.values:
+                exprs.append({"key": c.key, "operator": "NotIn", "values": list(c.values)})
+    body: dict[str, Any] = {}
+    if match_labels:
+        body["matchLabels"] = match_labels
+    if exprs:
+        body["matchExpressions"] = exprs
+    return body
+
+
+def _slug(selector: Selector) -> str:
+    if selector.is_all:
+        return "all-pods"
+    parts = []
+    for c in selector.constraints:
+        short = c.key.rsplit("/", 1)[-1]
+        if c.shape is Shape.IN:
+            parts.append("-".join(c.values))
+        elif c.shape is Shape.ABSENT:
+            parts.append(f"no-{short}")
+        else:
+            parts.append(f"not-{'-'.join(c.values)}" if c.values else f"has-{short}")
+    return "-".join(parts)
+
+
+@attrs.frozen(order=True)
+class _Key:
+    namespace: str
+    subject: Selector
+    group: str
+
+
+class _Policy:
+    def __init__(self) -> None:
+        self.types: set[Direction] = set()
+        self.rules: dict[Direction, list[Rule]] = defaultdict(list)
+        self.origins: set[Location] = set()
+
+
+class KubernetesTarget(Target):
+    name: ClassVar[str] = "kubernetes"
+    capabilities: ClassVar[Mapping[Capability, CapabilityNote]] = {
+        Capability.POD_SELECTORS: CapabilityNote(Y, "podSelector AND namespaceSelector in one peer"),
+        Capability.CIDR: CapabilityNote(Y, "ipBlock with except; cluster CIDRs carved out"),
+        Capability.FQDN: CapabilityNote(N, "error NPD201"),
+        Capability.HTTP: CapabilityNote(N, "error NPD202"),
+        Capability.DENY: CapabilityNote(P, "by exact subtraction from allows (NPD205 where impossible)"),
+        Capability.TIERS: CapabilityNote(P, "flattened: higher-tier denies and passes carve lower allows"),
+        Capability.CLUSTER_WIDE: CapabilityNote(N, "one namespace per policy; error NPD204"),
+        Capability.ENTITIES: CapabilityNote(N, "error NPD203; world is a CIDR"),
+        Capability.PORT_RANGES: CapabilityNote(Y, "endPort (Kubernetes 1.25+)"),
+        Capability.NAMED_PORTS: CapabilityNote(Y),
+        Capability.SCTP: CapabilityNote(Y),
+        Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "error NPD209"),
+    }
+
+    def compile(self, program: Program) -> Output:
+        return _Compiler(program).run()
+
+
+class _Compiler:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.diags: list[Diagnostic] = []
+        self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
+
+    def error(self, code: Code, rule: Rule, what: str, hint: str) -> None:
+        self.diags.append(Diagnostic(
+            code, f"rule '{rule.flow}' ({rule.describe()}) {what}; target 'kubernetes' cannot express it",
+            rule.location, hint=hint))
+
+    def namespace_of(self, subject: Workloads, rule: Rule | None) -> str | None:
+        """The one namespace of a subject, checking any other namespace requirements statically."""
+        name = subject.namespace
+        if name is None:
+            if rule is not None:
+                self.error(Code.NPD204, rule, f"selects workloads in several namespaces ({subject.describe()})",
+                           "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...), "
+                           "or build for cilium/calico (cluster-wide policies)")
+            return None
+        rest = subject.namespaces.without(NAMESPACE_NAME_LABEL)
+        if rest.is_all:
+            return name
+        labels = self.program.cluster.labels_of(name)
+        if labels is None or any(c.key not in labels and c.shape is not Shape.ABSENT for c in rest.constraints):
+            if rule is not None:
+                self.error(Code.NPD204, rule, f"depends on labels of namespace {name!r} that the module does not "
+                           "declare", f"declare them: namespace({name!r}, labels={{...}})")
+            return None
+        labels[NAMESPACE_NAME_LABEL] = name
+        return name if rest.matches(labels) else ""
+
+    def check(self, rule: Rule) -> bool:
+        """Whether NetworkPolicy can express the rule at all; reports why not."""
+        peer = rule.peer
+        if isinstance(peer, DnsName):
+            self.error(Code.NPD201, rule, f"needs FQDN egress to {peer.pattern}",
+                       "build for 'cilium' (toFQDNs), or allow an explicit cidr(...) instead (narrower)")
+            return False
+        if rule.http:
+            self.error(Code.NPD202, rule, "needs HTTP (L7) matching",
+                       "build for 'cilium', or drop http= to allow the whole port (wider: your decision)")
+            return False
+        if isinstance(peer, Entity):
+            self.error(Code.NPD203, rule, f"needs the entity '{peer.kind.value}'",
+                       "build for 'cilium', or use all_pods() / cidr(...) for what NetworkPolicy can select")
+            return False
+        return True
+
+    def run(self) -> Output:
+        program = self.program
+        if program.blocked_domains:
+            name, loc = program.blocked_domains[0]
+            self.diags.append(Diagnostic(Code.NPD209, f"baseline blocks domain {name!r}; target 'kubernetes' "
+                                         "cannot deny DNS names", loc,
+                                         hint="block the provider's CIDRs with blocked_cidrs=, or drop the domain"))
+        # report what NetworkPolicy cannot express first, and flatten only the rest
+        expressible = tuple(r for r in program.rules if self.check(r))
+        flat = flatten(attrs.evolve(program, rules=expressible))
+        self.diags += flat.diagnostics
+        baseline_ns = {i.subject for i in program.isolations}
+        for iso in flat.isolations:
+            ns = self.namespace_of(iso.subject, None)
+            if not ns:
+                continue
+            group = "default-deny" if iso.subject in baseline_ns else ""
+            pol = self.policies[_Key(ns, iso.subject.pods, group)]
+            pol.types.add(iso.direction)
+            pol.origins.update(iso.origins)
+        for rule in flat.allows:
+            ns = self.namespace_of(rule.subject, rule)
+            if not ns:
+                continue
+            pol = self.policies[_Key(ns, rule.subject.pods, rule.group)]
+            pol.types.add(rule.direction)
+            pol.rules[rule.direction].append(rule)
+            pol.origins.update(rule.origins)
+        manifests = []
+        used: dict[tuple[str, str], _Key] = {}
+        for key in sorted(self.policies):
+            manifests.append(self.manifest(key, self.policies[key], used))
+        errors = [d for d in self.diags if d.severity is Severity.ERROR]
+        if errors:
+            raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
+        warnings = sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message))
+        return Output(tuple(sorted(manifests, key=lambda m: (m.namespace or "", m.name))), tuple(warnings))
+
+    def manifest(self, key: _Key, pol: _Policy, used: dict[tuple[str, str], _Key]) -> Manifest:
+        base = {"default-deny": "default-deny"}.get(key.group) or _GROUP_NAMES.get(key.group) or _slug(key.subject)
+        if key.group in _GROUP_NAMES and not key.subject.is_all:
+            base = f"{base}-{_slug(key.subject)}"
+        name = object_name(base, repr(key))
+        if (key.namespace, name) in used:
+            name = object_name(base + "-x", repr(key), limit=len(base) + 8)
+        used[(key.namespace, name)] = key
+        spec: dict[str, Any] = {
+            "podSelector": selector_body(key.subject),
+            "policyTypes": [d.value.capitalize() for d in (Direction.INGRESS, Direction.EGRESS) if d in pol.types],
+        }
+        if pol.rules[Direction.INGRESS]:
+            spec["ingress"] = self.rules(key.namespace, pol.rules[Direction.INGRESS], "from")
+        if pol.rules[Direction.EGRESS]:
+            spec["egress"] = self.rules(key.namespace, pol.rules[Direction.EGRESS], "to")
+        sources = ", ".join(str(loc) for loc in sorted(pol.origins))
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {
+                "name": name,
+                "namespace": key.namespace,
+                "labels": {**MANAGED_BY, POLICY_LABEL: self.program.name},
+                "annotations": {SOURCE_ANNOTATION: sources},
+            },
+            "spec": spec,
+        }
+        return Manifest(KIND, name, key.namespace, body, f"networkpolicy_{key.namespace}_{name}.yaml")
+
+    def rules(self, namespace: str, rules: list[Rule], field: str) -> list[dict[str, Any]]:
+        by_traffic: dict[tuple[Ports, tuple[HttpMatch, ...]], list[Peer]] = defaultdict(list)
+        for r in rules:
+            by_traffic[(r.ports, r.http)].append(r.peer)
+        out = []
+        for (ports, _http), peers in sorted(by_traffic.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or ())):
+            entry: dict[str, Any] = {}
+            if not any(isinstance(p, Anything) for p in peers):
+                rendered = []
+                for p in peers:
+                    rendered += self.peer(namespace, p, rules[0])
+                entry[field] = _dedupe(rendered)
+            if ports is not None:
+                entry["ports"] = [_port(p.protocol, p.first, p.last, p.name) for p in ports]
+            out.append(entry)
+        return out
+
+    def peer(self, namespace: str, peer: Peer, rule: Rule) -> list[dict[str, Any]]:
+        if isinstance(peer, Workloads):
+            if peer.namespaces == namespace_selector(namespace):
+                return [{"podSelector": selector_body(peer.pods)}]
+            item: dict[str, Any] = {"namespaceSelector": selector_body(peer.namespaces)}
+            if not peer.pods.is_all:
+                item["podSelector"] = selector_body(peer.pods)
+            return [item]
+        if isinstance(peer, Network):
+            return [{"ipBlock": _ip_block(n)} for n in self.external(peer, rule)]
+        raise AssertionError(f"unchecked peer {peer!r}")
+
+    def external(self, net: Network, rule: Rule) -> list[Network]:
+        """Carve the cluster's own CIDRs out: ipBlock must never match pods (it does on some engines)."""
+        cluster = (*self.program.cluster.pod_cidrs, *self.program.cluster.service_cidrs)
+        if not cluster:
+            if any(net.cidr.version == p.version and net.cidr.overlaps(p) for p in _PRIVATE):
+                self.diags.append(Diagnostic(
+                    Code.NPD207,
+                    f"rule '{rule.flow}' allows {net.describe()}, which overlaps private address space where pod "
+                    "IPs live; ipBlock also matches pods on some engines, so the output could be wider than intent",
+                    rule.location,
+                    hint="declare cluster=cluster_info(pod_cidrs=[...], service_cidrs=[...]) so they are carved out",
+                ))
+            return [net]
+        pieces = [net]
+        for c in cluster:
+            pieces = [q for p in pieces for q in p.minus(Network(c))]
+        return pieces
+
+
+def _ip_block(net: Network) -> dict[str, Any]:
+    block: dict[str, Any] = {"cidr": str(net.cidr)}
+    if net.excepts:
+        block["except"] = [str(e) for e in net.excepts]
+    return block
+
+
+def _port(protocol: str, first: int, last: int, name: str) -> dict[str, Any]:
+    port: dict[str, Any] = {"protocol": protocol}
+    if name:
+        port["port"] = name
+    elif first:
+        port["port"] = first
+        if last != first:
+            port["endPort"] = last
+    return port
+
+
+def _dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    for i in items:
+        if i not in seen:
+            seen.append(i)
+    return seen
