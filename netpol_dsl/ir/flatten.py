@@ -40,10 +40,11 @@ def _minus(rule: Rule, other: Rule) -> list[Rule]:
     if peers == (rule.peer,):
         return [rule]
     ports = subtract_ports(rule.ports, other.ports)
-    out = [attrs.evolve(rule, subject=s) for s in rule.subject.minus(other.subject)]
-    out += [attrs.evolve(rule, subject=both, peer=p) for p in peers]
+    origins = tuple(sorted({*rule.origins, *other.origins}))  # the carved rule cites both
+    out = [attrs.evolve(rule, subject=s, origins=origins) for s in rule.subject.minus(other.subject)]
+    out += [attrs.evolve(rule, subject=both, peer=p, origins=origins) for p in peers]
     if ports != ():
-        out.append(attrs.evolve(rule, subject=both, ports=ports))
+        out.append(attrs.evolve(rule, subject=both, ports=ports, origins=origins))
     return out
 
 

@@ -71,7 +71,7 @@ def _slug(selector: Selector) -> str:
         elif c.shape is Shape.ABSENT:
             parts.append(f"no-{short}")
         else:
-            parts.append(f"not-{'-'.join(c.values)}" if c.values else f"has-{short}")
+            parts.append(f"not-{short}-{'-'.join(c.values)}" if c.values else f"has-{short}")
     return "-".join(parts)
 
 
@@ -116,28 +116,26 @@ class _Compiler:
         self.diags: list[Diagnostic] = []
         self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
 
-    def error(self, code: Code, rule: Rule, what: str, hint: str) -> None:
+    def error(self, code: Code, what: str, location: Location, problem: str, hint: str) -> None:
         self.diags.append(Diagnostic(
-            code, f"rule '{rule.flow}' ({rule.describe()}) {what}; target 'kubernetes' cannot express it",
-            rule.location, hint=hint))
+            code, f"{what} {problem}; target 'kubernetes' cannot express it", location, hint=hint))
 
-    def namespace_of(self, subject: Workloads, rule: Rule | None) -> str | None:
-        """The one namespace of a subject, checking any other namespace requirements statically."""
+    def namespace_of(self, subject: Workloads, what: str, location: Location) -> str | None:
+        """The one namespace of a subject ('' when it selects nothing), checking other namespace
+        requirements against the declared namespace labels."""
         name = subject.namespace
         if name is None:
-            if rule is not None:
-                self.error(Code.NPD204, rule, f"selects workloads in several namespaces ({subject.describe()})",
-                           "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...), "
-                           "or build for cilium/calico (cluster-wide policies)")
+            self.error(Code.NPD204, what, location, f"applies to workloads in several namespaces ({subject.describe()})",
+                       "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...), "
+                       "or build for cilium/calico (cluster-wide policies)")
             return None
         rest = subject.namespaces.without(NAMESPACE_NAME_LABEL)
         if rest.is_all:
             return name
         labels = self.program.cluster.labels_of(name)
         if labels is None or any(c.key not in labels and c.shape is not Shape.ABSENT for c in rest.constraints):
-            if rule is not None:
-                self.error(Code.NPD204, rule, f"depends on labels of namespace {name!r} that the module does not "
-                           "declare", f"declare them: namespace({name!r}, labels={{...}})")
+            self.error(Code.NPD204, what, location, f"depends on labels of namespace {name!r} that the module does "
+                       "not declare", f"declare them: namespace({name!r}, labels={{...}})")
             return None
         labels[NAMESPACE_NAME_LABEL] = name
         return name if rest.matches(labels) else ""
@@ -145,16 +143,17 @@ class _Compiler:
     def check(self, rule: Rule) -> bool:
         """Whether NetworkPolicy can express the rule at all; reports why not."""
         peer = rule.peer
+        what, loc = f"rule '{rule.flow}' ({rule.describe()})", rule.location
         if isinstance(peer, DnsName):
-            self.error(Code.NPD201, rule, f"needs FQDN egress to {peer.pattern}",
+            self.error(Code.NPD201, what, loc, f"needs FQDN egress to {peer.pattern}",
                        "build for 'cilium' (toFQDNs), or allow an explicit cidr(...) instead (narrower)")
             return False
         if rule.http:
-            self.error(Code.NPD202, rule, "needs HTTP (L7) matching",
+            self.error(Code.NPD202, what, loc, "needs HTTP (L7) matching",
                        "build for 'cilium', or drop http= to allow the whole port (wider: your decision)")
             return False
         if isinstance(peer, Entity):
-            self.error(Code.NPD203, rule, f"needs the entity '{peer.kind.value}'",
+            self.error(Code.NPD203, what, loc, f"needs the entity '{peer.kind.value}'",
                        "build for 'cilium', or use all_pods() / cidr(...) for what NetworkPolicy can select")
             return False
         return True
@@ -172,15 +171,19 @@ class _Compiler:
         self.diags += flat.diagnostics
         baseline_ns = {i.subject for i in program.isolations}
         for iso in flat.isolations:
-            ns = self.namespace_of(iso.subject, None)
+            loc = iso.origins[0] if iso.origins else program.location
+            ns = self.namespace_of(iso.subject, f"default deny ({iso.direction.value}) of", loc)
             if not ns:
                 continue
-            group = "default-deny" if iso.subject in baseline_ns else ""
-            pol = self.policies[_Key(ns, iso.subject.pods, group)]
+            baseline = iso.subject in baseline_ns
+            if not baseline and any(b.direction is iso.direction and iso.subject.issubset(b.subject)
+                                    for b in program.isolations):
+                continue  # the namespace default deny already isolates these pods
+            pol = self.policies[_Key(ns, iso.subject.pods, "default-deny" if baseline else "")]
             pol.types.add(iso.direction)
             pol.origins.update(iso.origins)
         for rule in flat.allows:
-            ns = self.namespace_of(rule.subject, rule)
+            ns = self.namespace_of(rule.subject, f"rule '{rule.flow}' ({rule.describe()})", rule.location)
             if not ns:
                 continue
             pol = self.policies[_Key(ns, rule.subject.pods, rule.group)]

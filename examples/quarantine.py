@@ -1,0 +1,25 @@
+"""Seed 003, Scenario B: contain a compromised workload with a security-tier deny.
+
+Any pod labelled quarantine=true in the shop namespace loses all traffic, both ways,
+whatever the application tier allows.  On NetworkPolicy the deny is compiled exactly:
+the quarantined pods get a policy with no rules, and every allow that could select
+them is narrowed with ``quarantine NotIn (true)``.
+"""
+
+from netpol_dsl import Policy, allow, anything, baseline, deny, namespace, tcp
+
+shop = namespace("shop")
+frontend = shop.pods(app="frontend").named("frontend")
+backend = shop.pods(app="backend").named("backend")
+quarantined = shop.pods(quarantine="true").named("quarantined")
+
+policy = Policy(
+    "quarantine",
+    owns=[shop],
+    baseline=baseline(default_deny="both"),
+    rules=[
+        deny(quarantined >> anything(), tier="security"),
+        deny(anything() >> quarantined, tier="security"),
+        allow(frontend >> backend, tcp(8080)),
+    ],
+)
