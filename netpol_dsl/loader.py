@@ -71,7 +71,8 @@ def load_module(path: str) -> tuple[list[LoadedPolicy], list[Diagnostic]]:
 
 
 def _import_failure(exc: BaseException, path: str, display: str) -> Diagnostic:
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen") and os.path.abspath(f.filename) != os.path.abspath(__file__)]
     target = os.path.abspath(path)
     line = 0
     where = display
@@ -81,7 +82,8 @@ def _import_failure(exc: BaseException, path: str, display: str) -> Diagnostic:
     if frames and line == 0:
         last = frames[-1]
         where, line = _display_path(os.path.abspath(last.filename)), last.lineno or 0
-    trail = " <- ".join(f"{_display_path(os.path.abspath(f.filename))}:{f.lineno}" for f in reversed(frames[1:]))
+    trail = " <- ".join(f"{_display_path(os.path.abspath(f.filename))}:{f.lineno}" for f in reversed(frames)
+                        if os.path.abspath(f.filename) != target)
     return Diagnostic(Code.NPD101, f"module raised {type(exc).__name__}: {exc}"
                       + (f" (traceback: {trail})" if trail else ""), Location(where, line))
 

@@ -664,7 +664,13 @@ def test_non_pod_endpoints_impose_no_policy() -> None:
         DENY_ALL_EGRESS,
         netpol("bank-deny", namespace="bank", policy_types=["Ingress", "Egress"]),
     ]
-    for src, dst in [(EXT, EXT_OTHER), (NODE_A, EXT), (ApiServer(), NODE_B), (EXT, ApiServer())]:
+    pairs: list[tuple[Endpoint, Endpoint]] = [
+        (EXT, EXT_OTHER),
+        (NODE_A, EXT),
+        (ApiServer(), NODE_B),
+        (EXT, ApiServer()),
+    ]
+    for src, dst in pairs:
         verdict = evaluate(policies, conn(src, dst))
         assert verdict.allowed
         assert "not a pod" in verdict.explanation[0] and "not a pod" in verdict.explanation[1]
