@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 import attrs
+from typeguard import TypeCheckError
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, PolicyError, _display_path
 from netpol_dsl.dsl.policy import Policy
@@ -51,6 +52,8 @@ def load_module(path: str) -> tuple[list[LoadedPolicy], list[Diagnostic]]:
         return [], [exc.diagnostic]
     except CompileError as exc:
         return [], list(exc.diagnostics)
+    except TypeCheckError as exc:
+        return [], [_type_failure(exc, path, display)]
     except SyntaxError as exc:
         loc = Location(_display_path(os.path.abspath(exc.filename or path)), exc.lineno or 0)
         return [], [Diagnostic(Code.NPD101, f"syntax error: {exc.msg}", loc)]
@@ -68,6 +71,18 @@ def load_module(path: str) -> tuple[list[LoadedPolicy], list[Diagnostic]]:
         return [], [Diagnostic(Code.NPD102, "module defines no Policy at top level", Location(display, 1),
                                hint="assign one: policy = Policy('name', rules=[...])")]
     return unique, []
+
+
+def _user_line(exc: BaseException, path: str) -> int:
+    target = os.path.abspath(path)
+    lines = [f.lineno or 0 for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == target]
+    return lines[-1] if lines else 0
+
+
+def _type_failure(exc: TypeCheckError, path: str, display: str) -> Diagnostic:
+    message = " ".join(str(exc).split())  # typeguard's text spans lines; a diagnostic is one line
+    return Diagnostic(Code.NPD018, f"wrong argument type: {message}", Location(display, _user_line(exc, path)),
+                      hint="see the signature in docs/concepts.md; mypy --strict reports this before running")
 
 
 def _import_failure(exc: BaseException, path: str, display: str) -> Diagnostic:
