@@ -1,0 +1,139 @@
+"""Hypothesis strategies for the model (like attrs' tests/strategies.py): zones, rules, policies, and a
+small exhaustive universe of pods and external hosts to evaluate them on."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+from hypothesis import strategies as st
+
+import netpol_dsl as n
+from netpol_dsl.endpoints import Connection, ContainerPort, External, Pod
+from netpol_dsl.ir.selectors import Constraint, Selector, Shape
+
+OWNED = ("ns1", "ns2")
+NAMESPACE_LABELS = {"ns1": {"team": "x"}, "ns2": {}, "other": {"team": "x"}, "kube-system": {}}
+POD_LABELS = [{}, {"app": "a"}, {"app": "b"}, {"q": "true"}, {"app": "a", "q": "true"}, {"app": "b", "q": "true"}]
+EXTERNAL_IPS = ("203.0.113.5", "203.0.113.200", "198.51.100.7", "169.254.169.254")
+PORTS = (("TCP", 80), ("TCP", 443), ("TCP", 8080), ("UDP", 53), ("TCP", 53), ("SCTP", 80))
+POD_CIDR = "10.244.0.0/16"
+
+
+def universe() -> tuple[list[Pod], list[External]]:
+    """Every label combination in every namespace, plus a few external addresses and the DNS pod."""
+    pods = []
+    ips = ipaddress.ip_network(POD_CIDR).hosts()
+    for ns, labels in itertools.product(("ns1", "ns2", "other"), POD_LABELS):
+        name = "-".join(f"{k}{v}" for k, v in sorted(labels.items())) or "plain"
+        pods.append(Pod(ns, name, labels, NAMESPACE_LABELS[ns], next(ips),
+                        (ContainerPort(8080, "TCP", "http"), ContainerPort(80, "TCP", "web"))))
+    pods.append(Pod("kube-system", "coredns", {"k8s-app": "kube-dns"}, {}, next(ips)))
+    externals = [External(ipaddress.ip_address(ip)) for ip in EXTERNAL_IPS]
+    return pods, externals
+
+
+def connections() -> list[Connection]:
+    pods, externals = universe()
+    out = []
+    for src in [*pods, *externals]:
+        for dst in [*pods, *externals]:
+            if src is dst or (isinstance(src, External) and isinstance(dst, External)):
+                continue
+            out += [Connection(src, dst, proto, port) for proto, port in PORTS]
+    return out
+
+
+label_expr = st.sampled_from([
+    n.label("app").equals("a"), n.label("app").in_("a", "b"), n.label("app").not_in("a"),
+    n.label("app").exists(), n.label("app").absent(), n.label("q").equals("true"), n.label("q").absent(),
+])
+selector_exprs = st.lists(label_expr, max_size=2)
+
+
+@st.composite
+def pod_zones(draw: st.DrawFn) -> n.Zone:
+    exprs = draw(selector_exprs)
+    kind = draw(st.sampled_from(["ns", "ns", "ns", "ns-labels", "namespace"]))
+    try:
+        if kind == "namespace":
+            return n.namespace(draw(st.sampled_from(OWNED)))
+        if kind == "ns-labels":
+            return n.namespaces(team="x").pods(*exprs)
+        return n.namespace(draw(st.sampled_from(OWNED))).pods(*exprs)
+    except n.PolicyError:  # contradictory requirements select nothing
+        return n.namespace(draw(st.sampled_from(OWNED))).pods()
+
+
+external_zones = st.sampled_from([
+    n.cidr("203.0.113.0/24"), n.cidr("203.0.113.0/24", except_=["203.0.113.128/25"]), n.cidr("198.51.100.0/24"),
+    n.world(), n.anything(),
+])
+zones = st.one_of(pod_zones(), pod_zones(), external_zones)
+port_sets = st.sampled_from([
+    (), (n.tcp(80),), (n.tcp(80, 443),), (n.tcp(n.port_range(53, 8080)),), (n.udp(53),), (n.tcp("http"),),
+    (n.any_protocol(53),), (n.tcp(),),
+])
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> n.RuleSpec:
+    action = draw(st.sampled_from(["allow", "allow", "deny", "pass"]))
+    src, dst = draw(zones), draw(zones)
+    ports = draw(port_sets)
+    tier = draw(st.sampled_from(["security", "platform", "application", "baseline"]))
+    direction = draw(st.sampled_from(["both", "both", "egress", "ingress"]))
+    if action == "allow":
+        return n.allow(src >> dst, *ports, tier=tier, direction=direction)
+    if action == "deny":
+        return n.deny(src >> dst, *ports, tier=tier, direction=direction)
+    return n.pass_(src >> dst, *ports, tier=tier, direction=direction)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> n.Policy:
+    owns = [n.namespace("ns1", labels={"team": "x"}), n.namespace("ns2")]
+    base = draw(st.sampled_from([None, "both", "ingress", "egress"]))
+    the_rules = draw(st.lists(rules(), min_size=1, max_size=5))
+    bl = None
+    if base is not None:
+        bl = n.baseline(default_deny=base,  # type: ignore[arg-type]
+                        dns=n.dns() if draw(st.booleans()) else None,
+                        block_metadata=draw(st.booleans()))
+    kept = [r for r in the_rules if _enforceable(r)] or [n.allow(n.namespace("ns1") >> n.world())]
+    return n.Policy("generated", owns=owns, baseline=bl, rules=kept, cluster=n.cluster_info(pod_cidrs=[POD_CIDR]))
+
+
+def _workloads(zones: tuple[n.Zone, ...]) -> bool:
+    return any(isinstance(z, n.Pods | n.Namespace | n.Namespaces) for z in zones)
+
+
+def _enforceable(r: n.RuleSpec) -> bool:
+    """Whether some side of the rule is in-cluster workloads that can enforce it (else NPD015)."""
+    src, dst = _workloads(r.flow.sources), _workloads(r.flow.destinations)
+    return {"both": src or dst, "egress": src, "ingress": dst}[r.direction]
+
+
+KEYS = ("a", "b")
+VALUES = ("1", "2")
+
+
+@st.composite
+def constraints(draw: st.DrawFn) -> Constraint:
+    key = draw(st.sampled_from(KEYS))
+    shape = draw(st.sampled_from(list(Shape)))
+    if shape is Shape.ABSENT:
+        return Constraint(key, shape)
+    vals = tuple(sorted(draw(st.sets(st.sampled_from(VALUES), min_size=shape is Shape.IN, max_size=2))))
+    return Constraint(key, shape, vals, draw(st.booleans()) if shape is Shape.NOT_IN else False)
+
+
+selectors = st.lists(constraints(), max_size=3).map(Selector.of).filter(lambda s: s is not None)
+
+
+def label_universe() -> list[dict[str, str]]:
+    choices = [None, *VALUES, "3"]
+    out = []
+    for va, vb in itertools.product(choices, choices):
+        out.append({k: v for k, v in (("a", va), ("b", vb)) if v is not None})
+    return out
