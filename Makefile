@@ -1,4 +1,5 @@
 # Two commands for a fresh machine: `make demo` and `make test`; each sets up .venv itself.
+# editable_mode=compat: a plain path entry, so mypy sees the installed package like any user module would.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ TARGETS := kubernetes
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 ## Compile every module in examples/ for every target into ./out/<example>/<target>/ and summarise.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 import attrs
 from typeguard import typechecked
@@ -29,7 +30,8 @@ class Zone:
     name: str | None = attrs.field(default=None, kw_only=True)
     location: Location = attrs.field(eq=False, factory=caller_location, kw_only=True)
 
-    def named(self, name: str) -> Zone:
+    def named(self, name: str) -> Self:
+        """The same zone under a readable name (used in messages and object names)."""
         return attrs.evolve(self, name=values.zone_name(name), location=caller_location())
 
     def __rshift__(self, other: Zone | Sequence[Zone]) -> Flow:
