@@ -50,9 +50,11 @@ def caller_location() -> Location:
     while frame is not None:
         filename = frame.f_code.co_filename
         module = frame.f_globals.get("__name__", "")
-        if not filename.startswith(_SKIP_PREFIXES) and module.split(".")[0] not in _SKIP_MODULES:
-            if not filename.startswith(("<frozen", "<attrs generated")):
-                return Location(_display_path(filename), frame.f_lineno)
+        if (
+            not filename.startswith((*_SKIP_PREFIXES, "<frozen", "<attrs generated"))
+            and module.split(".")[0] not in _SKIP_MODULES
+        ):
+            return Location(_display_path(filename), frame.f_lineno)
         frame = frame.f_back
     return UNKNOWN_LOCATION
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netpol_dsl.cli import main
-from tests.support import ROOT, write_module
+from tests.helpers import ROOT, write_module
 
 GOOD = """
 from netpol_dsl import Policy, allow, baseline, namespace, tcp
@@ -31,13 +31,16 @@ def test_build_writes_files_and_summary(tmp_path: Path, capsys: pytest.CaptureFi
     mod = write_module(tmp_path, "shop", GOOD)
     code, out, err = run(["build", str(mod), "-o", str(tmp_path / "out")], capsys)
     assert (code, err) == (0, "")
-    assert out == f"kubernetes: 4 objects from 1 policy; 5 files written, 0 removed, 0 unchanged in {tmp_path}/out/kubernetes\n"
+    assert out == (f"kubernetes: 4 objects from 1 policy; 5 files written, 0 removed, 0 unchanged in "
+                   f"{tmp_path}/out/kubernetes\n")
     files = sorted(p.name for p in (tmp_path / "out" / "kubernetes").iterdir())
     assert files == ["kustomization.yaml", "networkpolicy_shop_allow-dns.yaml", "networkpolicy_shop_api.yaml",
                      "networkpolicy_shop_default-deny.yaml", "networkpolicy_shop_web.yaml"]
 
 
-def test_check_is_clean_after_build_and_stale_after_edit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_is_clean_after_build_and_stale_after_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mod = write_module(tmp_path, "shop", GOOD)
     out_dir = str(tmp_path / "out")
     assert run(["build", str(mod), "-o", out_dir], capsys)[0] == 0
@@ -81,7 +84,9 @@ def test_failed_build_writes_and_deletes_nothing(tmp_path: Path, capsys: pytest.
     assert {p: p.read_text() for p in (out_dir / "kubernetes").iterdir()} == before
 
 
-def test_foreign_files_untouched_and_stale_generated_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_foreign_files_untouched_and_stale_generated_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mod = write_module(tmp_path, "shop", GOOD)
     folder = tmp_path / "out" / "kubernetes"
     folder.mkdir(parents=True)

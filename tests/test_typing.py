@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.helpers import ROOT
 
 TYPING = ROOT / "tests" / "typing"
 EXPECTED_ERRORS = {

@@ -84,7 +84,8 @@ class Rule:
 
     def describe(self) -> str:
         arrow = "<-" if self.direction is Direction.INGRESS else "->"
-        text = f"{self.action.value} {self.subject.describe()} {arrow} {self.peer.describe()} {describe_ports(self.ports)}"
+        peer, ports = self.peer.describe(), describe_ports(self.ports)
+        text = f"{self.action.value} {self.subject.describe()} {arrow} {peer} {ports}"
         if self.http:
             text += " http[" + "; ".join(h.describe() for h in self.http) + "]"
         return f"{text} (tier {self.tier.name})"

@@ -125,7 +125,8 @@ class _Compiler:
         requirements against the declared namespace labels."""
         name = subject.namespace
         if name is None:
-            self.error(Code.NPD204, what, location, f"applies to workloads in several namespaces ({subject.describe()})",
+            self.error(Code.NPD204, what, location,
+                       f"applies to workloads in several namespaces ({subject.describe()})",
                        "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...), "
                        "or build for cilium/calico (cluster-wide policies)")
             return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netpol_dsl import build
-from tests.support import EXAMPLES, ROOT
+from tests.helpers import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 TARGET = "kubernetes"
