@@ -57,7 +57,7 @@ def load_module(path: str) -> tuple[list[LoadedPolicy], list[Diagnostic]]:
     except SyntaxError as exc:
         loc = Location(_display_path(os.path.abspath(exc.filename or path)), exc.lineno or 0)
         return [], [Diagnostic(Code.NPD101, f"syntax error: {exc.msg}", loc)]
-    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
+    except Exception as exc:  # any failure of user code becomes a diagnostic, never a traceback
         return [], [_import_failure(exc, path, display)]
     finally:
         sys.modules.pop(name, None)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Constraint, Selector, Shape, minimal_union
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Constraint, Selector, Shape
 from netpol_dsl.values import IPNetwork
 
 
