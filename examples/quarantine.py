@@ -2,8 +2,8 @@
 
 Any pod labelled quarantine=true in the shop namespace loses all traffic, both ways,
 whatever the application tier allows.  On NetworkPolicy the deny is compiled exactly:
-the quarantined pods get a policy with no rules, and every allow that could select
-them is narrowed with ``quarantine NotIn (true)``.
+every allow that could select the quarantined pods is narrowed with
+``quarantine NotIn (true)``, and the namespace's default deny leaves them nothing.
 """
 
 from netpol_dsl import Policy, allow, anything, baseline, deny, namespace, tcp

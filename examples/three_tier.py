@@ -32,7 +32,9 @@ logging = namespace("logging").pods(app="fluent-bit").named("log-collector")
 policy = Policy(
     "three-tier",
     owns=[shop],
-    cluster=cluster_info(pod_cidrs=["10.244.0.0/16"], service_cidrs=["10.96.0.0/12"]),
+    cluster=cluster_info(
+        pod_cidrs=["10.244.0.0/16"], service_cidrs=["10.96.0.0/12"], node_cidrs=["10.224.0.0/16"]
+    ),
     baseline=baseline(
         default_deny="both",
         log_collectors=[log_collector(logging, tcp(24224))],

@@ -28,7 +28,9 @@ prometheus = namespace("monitoring").pods({"app.kubernetes.io/name": "prometheus
 policy = Policy(
     "zero-trust",
     owns=[team_a, team_b],
-    cluster=cluster_info(pod_cidrs=["10.244.0.0/16"], service_cidrs=["10.96.0.0/12"]),
+    cluster=cluster_info(
+        pod_cidrs=["10.244.0.0/16"], service_cidrs=["10.96.0.0/12"], node_cidrs=["10.224.0.0/16"]
+    ),
     baseline=baseline(
         default_deny="both",
         dns=dns(node_local_ip="169.254.20.10"),

@@ -71,7 +71,7 @@ def plan(loaded: list[LoadedPolicy], targets: list[str]) -> Plan:
                 prev = by_key.get(m.key)
                 if prev is not None and dump(prev[0].body) != dump(m.body):
                     diags.append(Diagnostic(
-                        Code.NPD104, f"{m.kind} {m.namespace}/{m.name} is produced differently by {prev[1]} and "
+                        Code.NPD104, f"{m.kind} {m.namespace}/{m.name} is produced by both {prev[1]} and "
                         f"{lp.path}", lp.policy.location, hint="two policies own the same workloads; merge them"))
                     continue
                 by_key.setdefault(m.key, (m, lp.path))

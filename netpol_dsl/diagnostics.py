@@ -125,7 +125,8 @@ class Diagnostic:
         text = f"{self.location}: {self.severity.value}[{self.code.name}]: {self.message}"
         if self.hint:
             text += f". {self.hint[0].upper()}{self.hint[1:]}"
-        return f"{text}. See {self.code.anchor}"
+        stop = "" if text.endswith(("?", "!", ".")) else "."
+        return f"{text}{stop} See {self.code.anchor}"
 
 
 class PolicyError(ValueError):

@@ -158,7 +158,7 @@ def test_two_policies_producing_one_object_differently_conflict(
     monkeypatch.chdir(ROOT)
     code, _, err = run(["build", "examples/quarantine.py", "examples/three_tier_l4.py", "-o", "-"], capsys)
     assert code == 1
-    assert ("error[NPD104]: NetworkPolicy shop/default-deny is produced differently by examples/quarantine.py "
+    assert ("error[NPD104]: NetworkPolicy shop/default-deny is produced by both examples/quarantine.py "
             "and examples/three_tier_l4.py") in err
 
 

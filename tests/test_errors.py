@@ -54,10 +54,10 @@ CASES: dict[str, tuple[str, str]] = {
                '    allow(web >> api, tcp("http")),  # <-\n    deny(web >> api, tcp(8080)),\n])',
                "a named port's number is only known per pod"),
     "NPD207": (SHOP + 'policy = Policy("p", rules=[allow(web >> cidr("10.1.0.0/16"), tcp(443))])  # <-',
-               "overlaps private address space where pod IPs live"),
+               "overlaps private address space where pod and node IPs live"),
     "NPD209": ('shop = namespace("shop")\npolicy = Policy("p", owns=[shop], '
                'baseline=baseline(blocked_domains=["evil.example.com"]))  # <-',
-               "baseline blocks domain 'evil.example.com'; target 'kubernetes' cannot deny DNS names"),
+               "denies the DNS name evil.example.com; target 'kubernetes' cannot express it"),
     "NPD210": (SHOP + 'policy = Policy("p", rules=[\n    allow(web >> anything(), tier="security"),  # <-\n'
                '    pass_(web >> api, tcp(80), tier="security"),\n])', "overlaps pass"),
 }

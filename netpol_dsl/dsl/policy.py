@@ -48,8 +48,6 @@ def _rule(
         raise fail(Code.NPD018, f"{action.value}() takes a flow 'source >> destination' first, got {flow!r}")
     rules = (http,) if isinstance(http, HttpRule) else tuple(http)
     if rules:
-        if action is not Action.ALLOW:
-            raise fail(Code.NPD020, f"HTTP rules only narrow an allow; {action.value}() cannot take http=")
         if not ports or any(m.protocol != "TCP" for p in ports for m in p.matches):
             raise fail(Code.NPD020, f"HTTP rules need TCP ports, e.g. {action.value}(a >> b, tcp(8080), http=...)")
     return RuleSpec(action, flow, ports, rules, values.dns_label(tier, "tier name"), direction, caller_location())
@@ -205,18 +203,24 @@ def baseline(
 
 @attrs.frozen
 class ClusterInfo:
-    """Facts about the cluster that make some targets exact (pod and service CIDRs)."""
+    """Facts about the cluster that make some targets exact (pod, service and node CIDRs)."""
 
     pod_cidrs: tuple[str, ...] = ()
     service_cidrs: tuple[str, ...] = ()
+    node_cidrs: tuple[str, ...] = ()
 
 
 @typechecked
-def cluster_info(*, pod_cidrs: Sequence[str] = (), service_cidrs: Sequence[str] = ()) -> ClusterInfo:
-    """Declare the cluster's pod and service CIDRs, e.g. ``cluster_info(pod_cidrs=["10.244.0.0/16"])``."""
-    for c in (*pod_cidrs, *service_cidrs):
+def cluster_info(
+    *, pod_cidrs: Sequence[str] = (), service_cidrs: Sequence[str] = (), node_cidrs: Sequence[str] = ()
+) -> ClusterInfo:
+    """Declare the cluster's address ranges, e.g. ``cluster_info(pod_cidrs=["10.244.0.0/16"],
+    node_cidrs=["10.224.0.0/16"])``.  CIDR zones mean addresses outside the cluster, so targets whose
+    CIDR peers also match pods or nodes carve these ranges out.  The declared ranges also define the
+    cluster's IP families: a family with no declared pod CIDR has no pod addresses."""
+    for c in (*pod_cidrs, *service_cidrs, *node_cidrs):
         values.network(c, "cluster CIDR")
-    return ClusterInfo(tuple(pod_cidrs), tuple(service_cidrs))
+    return ClusterInfo(tuple(pod_cidrs), tuple(service_cidrs), tuple(node_cidrs))
 
 
 def _collect_zones(zone: Zone, out: list[Zone]) -> None:

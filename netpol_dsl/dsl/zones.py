@@ -25,7 +25,7 @@ from netpol_dsl.values import IPNetwork
 
 @attrs.frozen
 class Zone:
-    """Base of every zone; ``name`` shows in messages and object names."""
+    """Base of every zone; ``name`` shows in diagnostics and flow descriptions."""
 
     name: str | None = attrs.field(default=None, kw_only=True)
     location: Location = attrs.field(eq=False, factory=caller_location, kw_only=True)

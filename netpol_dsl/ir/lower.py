@@ -142,6 +142,10 @@ class _Lowering:
                       b.location, "blocklist")
             self.flow(Action.DENY, (z,), owned, None, (), security, "ingress", f"baseline: block {text}",
                       b.location, "blocklist")
+        for name in b.blocked_domains:
+            domain = Fqdn(pattern=values.dns_name(name), location=b.location)
+            self.flow(Action.DENY, owned, (domain,), None, (), security, "egress", f"baseline: block {name}",
+                      b.location, "blocklist")
         if b.block_metadata:
             z = Cidr(network=values.network(METADATA_CIDR), location=b.location)
             self.flow(Action.DENY, owned, (z,), None, (), security, "egress", "baseline: block cloud metadata",
@@ -169,9 +173,9 @@ def lower(policy: Policy) -> Program:
     facts = ClusterFacts(
         pod_cidrs=tuple(values.network(c) for c in policy.cluster.pod_cidrs),
         service_cidrs=tuple(values.network(c) for c in policy.cluster.service_cidrs),
+        node_cidrs=tuple(values.network(c) for c in policy.cluster.node_cidrs),
         namespace_labels=tuple(sorted((ns.namespace, ns.labels) for ns in _declared_namespaces(policy))),
     )
-    domains = policy.baseline.blocked_domains if policy.baseline else ()
     return Program(
         name=policy.name,
         tiers=tuple(sorted(lw.tiers.values())),
@@ -180,8 +184,6 @@ def lower(policy: Policy) -> Program:
         owned_namespaces=tuple(sorted(ns.namespace for ns in policy.owns)),
         cluster=facts,
         location=policy.location,
-        blocked_domains=tuple((values.dns_name(d), policy.baseline.location) for d in sorted(domains))
-        if policy.baseline else (),
     )
 
 

@@ -110,6 +110,7 @@ class ClusterFacts:
 
     pod_cidrs: tuple[IPNetwork, ...] = ()
     service_cidrs: tuple[IPNetwork, ...] = ()
+    node_cidrs: tuple[IPNetwork, ...] = ()
     namespace_labels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # declared namespaces
 
     def labels_of(self, namespace: str) -> dict[str, str] | None:
@@ -130,4 +131,3 @@ class Program:
     owned_namespaces: tuple[str, ...]
     cluster: ClusterFacts
     location: Location = attrs.field(eq=False)
-    blocked_domains: tuple[tuple[str, Location], ...] = ()

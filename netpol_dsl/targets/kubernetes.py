@@ -19,7 +19,7 @@ from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Sev
 from netpol_dsl.ir.flatten import flatten
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, namespace_selector
 from netpol_dsl.ir.ports import Ports
-from netpol_dsl.ir.program import Direction, HttpMatch, Program, Rule
+from netpol_dsl.ir.program import Action, Direction, HttpMatch, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector, Shape
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 
@@ -127,8 +127,8 @@ class _Compiler:
         if name is None:
             self.error(Code.NPD204, what, location,
                        f"applies to workloads in several namespaces ({subject.describe()})",
-                       "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...), "
-                       "or build for cilium/calico (cluster-wide policies)")
+                       "NetworkPolicy lives in one namespace: name the namespace with namespace(...).pods(...); "
+                       "cluster-wide workloads need Cilium or Calico cluster-wide policies")
             return None
         rest = subject.namespaces.without(NAMESPACE_NAME_LABEL)
         if rest.is_all:
@@ -144,53 +144,52 @@ class _Compiler:
     def check(self, rule: Rule) -> bool:
         """Whether NetworkPolicy can express the rule at all; reports why not."""
         peer = rule.peer
-        what, loc = f"rule '{rule.flow}' ({rule.describe()})", rule.location
+        what, loc = f"{rule.action.value} '{rule.flow}'", rule.location
+        if isinstance(peer, DnsName) and rule.action is not Action.ALLOW:
+            self.error(Code.NPD209, what, loc, f"denies the DNS name {peer.pattern}",
+                       "block the provider's CIDRs with blocked_cidrs= instead; no engine can deny by DNS name "
+                       "except Calico Enterprise")
+            return False
         if isinstance(peer, DnsName):
             self.error(Code.NPD201, what, loc, f"needs FQDN egress to {peer.pattern}",
-                       "build for 'cilium' (toFQDNs), or allow an explicit cidr(...) instead (narrower)")
+                       "allow an explicit cidr(...) instead (narrower); FQDN egress needs Cilium's toFQDNs")
             return False
         if rule.http:
             self.error(Code.NPD202, what, loc, "needs HTTP (L7) matching",
-                       "build for 'cilium', or drop http= to allow the whole port (wider: your decision)")
+                       "drop http= to allow the whole port (wider: your decision); HTTP rules need Cilium's L7 policy")
             return False
         if isinstance(peer, Entity):
             self.error(Code.NPD203, what, loc, f"needs the entity '{peer.kind.value}'",
-                       "build for 'cilium', or use all_pods() / cidr(...) for what NetworkPolicy can select")
+                       "use all_pods() or cidr(...) for what NetworkPolicy can select; entities need Cilium")
             return False
         return True
 
     def run(self) -> Output:
         program = self.program
-        if program.blocked_domains:
-            name, loc = program.blocked_domains[0]
-            self.diags.append(Diagnostic(Code.NPD209, f"baseline blocks domain {name!r}; target 'kubernetes' "
-                                         "cannot deny DNS names", loc,
-                                         hint="block the provider's CIDRs with blocked_cidrs=, or drop the domain"))
         # report what NetworkPolicy cannot express first, and flatten only the rest
         expressible = tuple(r for r in program.rules if self.check(r))
         flat = flatten(attrs.evolve(program, rules=expressible))
         self.diags += flat.diagnostics
-        baseline_ns = {i.subject for i in program.isolations}
-        for iso in flat.isolations:
-            loc = iso.origins[0] if iso.origins else program.location
-            ns = self.namespace_of(iso.subject, f"default deny ({iso.direction.value}) of", loc)
-            if not ns:
-                continue
-            baseline = iso.subject in baseline_ns
-            if not baseline and any(b.direction is iso.direction and iso.subject.issubset(b.subject)
-                                    for b in program.isolations):
-                continue  # the namespace default deny already isolates these pods
-            pol = self.policies[_Key(ns, iso.subject.pods, "default-deny" if baseline else "")]
-            pol.types.add(iso.direction)
-            pol.origins.update(iso.origins)
+        baseline_iso = {(i.subject, i.direction) for i in program.isolations}
         for rule in flat.allows:
-            ns = self.namespace_of(rule.subject, f"rule '{rule.flow}' ({rule.describe()})", rule.location)
+            ns = self.namespace_of(rule.subject, f"{rule.action.value} '{rule.flow}'", rule.location)
             if not ns:
                 continue
             pol = self.policies[_Key(ns, rule.subject.pods, rule.group)]
             pol.types.add(rule.direction)
             pol.rules[rule.direction].append(rule)
             pol.origins.update(rule.origins)
+        for iso in flat.isolations:
+            loc = iso.origins[0] if iso.origins else program.location
+            ns = self.namespace_of(iso.subject, f"the default deny ({iso.direction.value})", loc)
+            if not ns:
+                continue
+            baseline = (iso.subject, iso.direction) in baseline_iso
+            if not baseline and self.isolated_already(ns, iso):
+                continue
+            pol = self.policies[_Key(ns, iso.subject.pods, "default-deny" if baseline else "")]
+            pol.types.add(iso.direction)
+            pol.origins.update(iso.origins)
         manifests = []
         used: dict[tuple[str, str], _Key] = {}
         for key in sorted(self.policies):
@@ -200,6 +199,13 @@ class _Compiler:
             raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
         warnings = sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message))
         return Output(tuple(sorted(manifests, key=lambda m: (m.namespace or "", m.name))), tuple(warnings))
+
+    def isolated_already(self, namespace: str, iso: Isolation) -> bool:
+        """Whether a baseline default deny, or a policy emitted for exactly these pods, already isolates them."""
+        if any(b.direction is iso.direction and iso.subject.issubset(b.subject) for b in self.program.isolations):
+            return True
+        return any(k.namespace == namespace and k.subject == iso.subject.pods and iso.direction in p.types
+                   for k, p in self.policies.items())
 
     def manifest(self, key: _Key, pol: _Policy, used: dict[tuple[str, str], _Key]) -> Manifest:
         base = {"default-deny": "default-deny"}.get(key.group) or _GROUP_NAMES.get(key.group) or _slug(key.subject)
@@ -213,10 +219,10 @@ class _Compiler:
             "podSelector": selector_body(key.subject),
             "policyTypes": [d.value.capitalize() for d in (Direction.INGRESS, Direction.EGRESS) if d in pol.types],
         }
-        if pol.rules[Direction.INGRESS]:
-            spec["ingress"] = self.rules(key.namespace, pol.rules[Direction.INGRESS], "from")
-        if pol.rules[Direction.EGRESS]:
-            spec["egress"] = self.rules(key.namespace, pol.rules[Direction.EGRESS], "to")
+        for direction, field, peers in ((Direction.INGRESS, "ingress", "from"), (Direction.EGRESS, "egress", "to")):
+            rendered = self.rules(key.namespace, pol.rules[direction], peers)
+            if rendered:
+                spec[field] = rendered
         sources = ", ".join(str(loc) for loc in sorted(pol.origins))
         body = {
             "apiVersion": API_VERSION,
@@ -232,16 +238,18 @@ class _Compiler:
         return Manifest(KIND, name, key.namespace, body, f"networkpolicy_{key.namespace}_{name}.yaml")
 
     def rules(self, namespace: str, rules: list[Rule], field: str) -> list[dict[str, Any]]:
-        by_traffic: dict[tuple[Ports, tuple[HttpMatch, ...]], list[Peer]] = defaultdict(list)
+        by_traffic: dict[tuple[Ports, tuple[HttpMatch, ...]], list[Rule]] = defaultdict(list)
         for r in rules:
-            by_traffic[(r.ports, r.http)].append(r.peer)
+            by_traffic[(r.ports, r.http)].append(r)
         out = []
-        for (ports, _http), peers in sorted(by_traffic.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or ())):
+        for (ports, _http), group in sorted(by_traffic.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or ())):
             entry: dict[str, Any] = {}
-            if not any(isinstance(p, Anything) for p in peers):
+            if not any(isinstance(r.peer, Anything) for r in group):
                 rendered = []
-                for p in peers:
-                    rendered += self.peer(namespace, p, rules[0])
+                for r in group:
+                    rendered += self.peer(namespace, r.peer, r)
+                if not rendered:
+                    continue  # every peer was carved away; an empty list would mean "all peers"
                 entry[field] = _dedupe(rendered)
             if ports is not None:
                 entry["ports"] = [_port(p.protocol, p.first, p.last, p.name) for p in ports]
@@ -262,15 +270,17 @@ class _Compiler:
 
     def external(self, net: Network, rule: Rule) -> list[Network]:
         """Carve the cluster's own CIDRs out: ipBlock must never match pods (it does on some engines)."""
-        cluster = (*self.program.cluster.pod_cidrs, *self.program.cluster.service_cidrs)
-        if not cluster:
+        facts = self.program.cluster
+        cluster = (*facts.pod_cidrs, *facts.service_cidrs, *facts.node_cidrs)
+        if not facts.pod_cidrs or not facts.node_cidrs:
             if any(net.cidr.version == p.version and net.cidr.overlaps(p) for p in _PRIVATE):
                 self.diags.append(Diagnostic(
                     Code.NPD207,
                     f"rule '{rule.flow}' allows {net.describe()}, which overlaps private address space where pod "
-                    "IPs live; ipBlock also matches pods on some engines, so the output could be wider than intent",
+                    "and node IPs live; ipBlock also matches pods and nodes on some engines, so the output could "
+                    "be wider than intent",
                     rule.location,
-                    hint="declare cluster=cluster_info(pod_cidrs=[...], service_cidrs=[...]) so they are carved out",
+                    hint="declare cluster=cluster_info(pod_cidrs=[...], node_cidrs=[...]) so they are carved out",
                 ))
             return [net]
         pieces = [net]

@@ -1,0 +1,60 @@
+"""Regressions found in review, each reduced to the smallest policy that showed it."""
+
+from __future__ import annotations
+
+import pytest
+
+import netpol_dsl as n
+from netpol_dsl.compiler import compile_policy
+
+SHOP = n.namespace("shop")
+WEB = SHOP.pods(app="web")
+CLUSTER = n.cluster_info(pod_cidrs=["10.244.0.0/16"], node_cidrs=["10.224.0.0/16"])
+
+
+def test_cidr_entirely_inside_the_pod_cidr_allows_nothing_rather_than_everything() -> None:
+    """An empty `to:` list means *all peers*; a peer carved away completely must drop the rule."""
+    policy = n.Policy("p", cluster=CLUSTER, rules=[n.allow(WEB >> n.cidr("10.244.1.0/24"), n.tcp(443),
+                                                            direction="egress")])
+    [m] = compile_policy(policy, "kubernetes").manifests
+    assert m.body["spec"]["policyTypes"] == ["Egress"]
+    assert "egress" not in m.body["spec"]  # isolated, nothing allowed
+
+
+def test_world_carves_pod_service_and_node_cidrs() -> None:
+    policy = n.Policy("p", cluster=n.cluster_info(pod_cidrs=["10.244.0.0/16"], service_cidrs=["10.96.0.0/12"],
+                                                  node_cidrs=["10.224.0.0/16"]),
+                      rules=[n.allow(WEB >> n.world(), n.tcp(443), direction="egress")])
+    [m] = compile_policy(policy, "kubernetes").manifests
+    blocks = [p["ipBlock"] for p in m.body["spec"]["egress"][0]["to"]]
+    assert blocks[0] == {"cidr": "0.0.0.0/0", "except": ["10.96.0.0/12", "10.224.0.0/16", "10.244.0.0/16"]}
+
+
+def test_private_cidr_without_node_cidrs_is_refused() -> None:
+    policy = n.Policy("p", cluster=n.cluster_info(pod_cidrs=["10.244.0.0/16"]),
+                      rules=[n.allow(WEB >> n.world(), n.tcp(443), direction="egress")])
+    with pytest.raises(n.CompileError) as exc:
+        compile_policy(policy, "kubernetes")
+    assert [d.code.name for d in exc.value.diagnostics] == ["NPD207", "NPD207"]  # IPv4 and IPv6 halves of world
+
+
+def test_ingress_only_default_deny_is_not_widened_to_egress_in_its_object() -> None:
+    policy = n.Policy("p", owns=[SHOP], baseline=n.baseline(default_deny="ingress"))
+    manifests = compile_policy(policy, "kubernetes").manifests
+    by_name = {m.name: m.body["spec"] for m in manifests}
+    assert by_name["default-deny"]["policyTypes"] == ["Ingress"]
+    assert by_name["allow-dns"]["policyTypes"] == ["Egress"]
+
+
+def test_one_diagnostic_per_rule_not_per_half() -> None:
+    policy = n.Policy("p", rules=[n.allow(WEB >> SHOP.pods(app="api"), n.tcp(80), http=n.get("/"))])
+    with pytest.raises(n.CompileError) as exc:
+        compile_policy(policy, "kubernetes")
+    assert [d.code.name for d in exc.value.diagnostics] == ["NPD202"]
+
+
+def test_blocked_domains_are_deny_rules_that_kubernetes_refuses() -> None:
+    policy = n.Policy("p", owns=[SHOP], baseline=n.baseline(blocked_domains=["evil.example.com"]))
+    with pytest.raises(n.CompileError) as exc:
+        compile_policy(policy, "kubernetes")
+    assert [d.code.name for d in exc.value.diagnostics] == ["NPD209"]
