@@ -8,7 +8,8 @@
 
 Baseline: default deny, DNS; platform: logs; security: block cloud metadata.
 The payment gateway is an FQDN, which plain NetworkPolicy cannot express:
-``--target kubernetes`` reports NPD201 for that flow (build for cilium).
+``--target kubernetes`` reports NPD201 for that flow; three_tier_l4.py is the part
+NetworkPolicy can enforce.
 """
 
 from netpol_dsl import (

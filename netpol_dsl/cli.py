@@ -17,8 +17,8 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netpol-dsl", description="Compile Python network-policy modules "
-                                     "to Kubernetes, Cilium and Calico manifests.")
+    parser = argparse.ArgumentParser(prog="netpol-dsl", description="Compile typed Python network-policy "
+                                     "modules to Kubernetes NetworkPolicy manifests.")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="compile policy modules to manifests")
     b.add_argument("paths", nargs="+", metavar="MODULE_OR_DIR", help="policy modules (.py) or folders of them")

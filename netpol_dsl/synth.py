@@ -10,6 +10,7 @@ the same order.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -55,6 +56,7 @@ class PortPlan:
 
 
 def port_plan(program: Program) -> PortPlan:
+    """The :class:`PortPlan` of ``program``: named ports numbered from 30000, unmentioned ports from 12345."""
     ranges: set[tuple[str, int, int]] = set()
     names: set[tuple[str, str]] = set()
     whole: set[str] = {"TCP"}
@@ -235,10 +237,14 @@ def _pods(program: Program, plan: PortPlan) -> list[Pod]:
     for name, pairs in sorted(wanted):
         drafts.append((name, _pod_name(dict(pairs), taken.setdefault(name, set())), pairs))
     net = program.cluster.pod_cidrs[0] if program.cluster.pod_cidrs else DEFAULT_POD_CIDR
+    skip = 9 if net.num_addresses > len(drafts) + 11 else 0  # start at .10 when there is room
+    addresses: list[IPAddress] = list(itertools.islice(net.hosts(), skip, skip + len(drafts)))
+    if len(addresses) < len(drafts):
+        raise ValueError(f"pod CIDR {net} is too small for {len(drafts)} synthesized pods")
     return [
         Pod(name, pod_name, pairs, tuple(sorted(all_ns_labels[name].items())),
-            ip=net.network_address + 10 + i, ports=plan.container_ports, node=HOST_NODE)
-        for i, (name, pod_name, pairs) in enumerate(sorted(drafts))
+            ip=ip, ports=plan.container_ports, node=HOST_NODE)
+        for ip, (name, pod_name, pairs) in zip(addresses, sorted(drafts), strict=True)
     ]
 
 
@@ -263,8 +269,8 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
       (unless its namespace is a declared one whose declared labels contradict it); and
       for each of them and each pod or namespace label requirement, a *near miss*: a pod
       that breaks just that requirement (``env NotIn (prod)`` gets an ``env=prod`` pod) when
-      that needs no change to a named namespace's labels.  A
-      namespace pinned by ``kubernetes.io/metadata.name`` is used by name; other namespace
+      that needs no change to a named namespace's labels.  A namespace pinned by
+      ``kubernetes.io/metadata.name`` is used by name (the first one listed); other namespace
       selectors get a synthesized namespace (``synth-ns``, ``synth-ns-2``, ...) whose labels
       satisfy them.  A namespace has the same labels on every pod: the declared ones for
       declared namespaces (never extended), else what its selectors need, taken in sorted

@@ -101,7 +101,8 @@ def policies(draw: st.DrawFn) -> n.Policy:
                         dns=n.dns() if draw(st.booleans()) else None,
                         block_metadata=draw(st.booleans()))
     kept = [r for r in the_rules if _enforceable(r)] or [n.allow(n.namespace("ns1") >> n.world())]
-    return n.Policy("generated", owns=owns, baseline=bl, rules=kept, cluster=n.cluster_info(pod_cidrs=[POD_CIDR], node_cidrs=["10.224.0.0/16"]))
+    cluster = n.cluster_info(pod_cidrs=[POD_CIDR], node_cidrs=["10.224.0.0/16"])
+    return n.Policy("generated", owns=owns, baseline=bl, rules=kept, cluster=cluster)
 
 
 def _workloads(zones: tuple[n.Zone, ...]) -> bool:

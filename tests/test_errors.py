@@ -57,7 +57,7 @@ CASES: dict[str, tuple[str, str]] = {
                "overlaps private address space where pod and node IPs live"),
     "NPD209": ('shop = namespace("shop")\npolicy = Policy("p", owns=[shop], '
                'baseline=baseline(blocked_domains=["evil.example.com"]))  # <-',
-               "denies the DNS name evil.example.com; target 'kubernetes' cannot express it"),
+               "matches traffic by the DNS name evil.example.com; target 'kubernetes' cannot express it"),
     "NPD210": (SHOP + 'policy = Policy("p", rules=[\n    allow(web >> anything(), tier="security"),  # <-\n'
                '    pass_(web >> api, tcp(80), tier="security"),\n])', "overlaps pass"),
 }

@@ -47,9 +47,8 @@ def _rule(
     if not isinstance(flow, Flow):
         raise fail(Code.NPD018, f"{action.value}() takes a flow 'source >> destination' first, got {flow!r}")
     rules = (http,) if isinstance(http, HttpRule) else tuple(http)
-    if rules:
-        if not ports or any(m.protocol != "TCP" for p in ports for m in p.matches):
-            raise fail(Code.NPD020, f"HTTP rules need TCP ports, e.g. {action.value}(a >> b, tcp(8080), http=...)")
+    if rules and (not ports or any(m.protocol != "TCP" for p in ports for m in p.matches)):
+        raise fail(Code.NPD020, f"HTTP rules need TCP ports, e.g. {action.value}(a >> b, tcp(8080), http=...)")
     return RuleSpec(action, flow, ports, rules, values.dns_label(tier, "tier name"), direction, caller_location())
 
 
@@ -217,7 +216,7 @@ def cluster_info(
     """Declare the cluster's address ranges, e.g. ``cluster_info(pod_cidrs=["10.244.0.0/16"],
     node_cidrs=["10.224.0.0/16"])``.  CIDR zones mean addresses outside the cluster, so targets whose
     CIDR peers also match pods or nodes carve these ranges out.  The declared ranges also define the
-    cluster's IP families: a family with no declared pod CIDR has no pod addresses."""
+    cluster's IP families: a family with no declared pod (node) CIDR has no pod (node) addresses."""
     for c in (*pod_cidrs, *service_cidrs, *node_cidrs):
         values.network(c, "cluster CIDR")
     return ClusterInfo(tuple(pod_cidrs), tuple(service_cidrs), tuple(node_cidrs))
@@ -258,7 +257,7 @@ class Policy:
         rules: ``allow(...)``, ``deny(...)`` and ``pass_(...)`` rules.
         baseline: the synthesized baseline layer (``baseline(...)``), or None.
         tiers: the ordered tiers (default: security, platform, application, baseline).
-        cluster: pod/service CIDRs (``cluster_info(...)``).
+        cluster: pod, service and node CIDRs (``cluster_info(...)``).
 
     Every problem of the policy as a whole (unknown tiers, duplicate zone names, ...)
     is reported at once, as a :class:`~netpol_dsl.diagnostics.CompileError`.

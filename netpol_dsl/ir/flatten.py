@@ -94,8 +94,8 @@ def flatten(program: Program) -> Flat:
                 f"{direction.value} allow list, and this target can only deny by omitting traffic from one",
                 x.location,
                 hint=f"make their namespace default-deny ({direction.value}) in the baseline, deny all their "
-                "traffic (deny(zone >> anything())), restrict the deny with direction=, or build for a target "
-                "with native deny (cilium, calico)",
+                "traffic (deny(zone >> anything())), or restrict the deny with direction=; native deny needs "
+                "Cilium or Calico policies",
             ))
     unique = {(r, r.sort_key()): r for r in allows}
     return Flat(
@@ -114,5 +114,5 @@ def _not_exact(a: Rule, x: Rule, why: str) -> Diagnostic:
         f"allow '{a.flow}' ({a.describe()}) overlaps {x.action.value} '{x.flow}' (at {x.location}) and the "
         f"difference cannot be written exactly: {why}",
         a.location,
-        hint="narrow the allow so it no longer overlaps, or build for a target with native deny (cilium, calico)",
+        hint="narrow the allow so it no longer overlaps; native deny and ordering need Cilium or Calico policies",
     )

@@ -98,11 +98,11 @@ class Network:
                     out.append(Network.make(f, self.excepts))
                 elif a.subnet_of(f):  # type: ignore[arg-type]
                     out.append(self)
-            return tuple(n for n in out if not _covered(n.cidr, n.excepts))
+            return tuple(n for n in out if not _covered(n.cidr, self.excepts))
         # b strictly inside a: carve b out, keep the parts of b that other excepts
         out = [Network.make(a, (*self.excepts, b))]
         out += [Network.make(f, self.excepts) for f in other.excepts]
-        return tuple(n for n in out if not _covered(n.cidr, n.excepts))
+        return tuple(n for n in out if not _covered(n.cidr, self.excepts))
 
     def describe(self) -> str:
         return str(self.cidr) + (f" except {', '.join(map(str, self.excepts))}" if self.excepts else "")

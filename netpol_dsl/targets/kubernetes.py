@@ -146,7 +146,7 @@ class _Compiler:
         peer = rule.peer
         what, loc = f"{rule.action.value} '{rule.flow}'", rule.location
         if isinstance(peer, DnsName) and rule.action is not Action.ALLOW:
-            self.error(Code.NPD209, what, loc, f"denies the DNS name {peer.pattern}",
+            self.error(Code.NPD209, what, loc, f"matches traffic by the DNS name {peer.pattern}",
                        "block the provider's CIDRs with blocked_cidrs= instead; no engine can deny by DNS name "
                        "except Calico Enterprise")
             return False
@@ -276,7 +276,8 @@ class _Compiler:
             if any(net.cidr.version == p.version and net.cidr.overlaps(p) for p in _PRIVATE):
                 self.diags.append(Diagnostic(
                     Code.NPD207,
-                    f"rule '{rule.flow}' allows {net.describe()}, which overlaps private address space where pod "
+                    f"{rule.action.value} '{rule.flow}' reaches {net.describe()}, which overlaps private address "
+                    "space where pod "
                     "and node IPs live; ipBlock also matches pods and nodes on some engines, so the output could "
                     "be wider than intent",
                     rule.location,

@@ -86,3 +86,10 @@ def test_port_minus_is_exact_or_refused(a: tuple[PortMatch, ...] | None, b: tupl
     for proto in ("TCP", "UDP"):
         for port in (1, 2, 50, 99, 100, 150, 151, 200, 65535):
             assert has(left, proto, port) == (has(a, proto, port) and not has(b, proto, port))
+
+
+def test_network_minus_drops_pieces_inside_our_own_excepts() -> None:
+    """Found by test_network_minus_is_exact: (10/8 except 10.1/16) − (10/8 except 10.1.2/24) is empty."""
+    a = Network.make(ipaddress.ip_network("10.0.0.0/8"), (ipaddress.ip_network("10.1.0.0/16"),))
+    b = Network.make(ipaddress.ip_network("10.0.0.0/8"), (ipaddress.ip_network("10.1.2.0/24"),))
+    assert a.minus(b) == ()
