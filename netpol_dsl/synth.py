@@ -281,27 +281,30 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
     * pods have unique IPs from the first declared pod CIDR (else 10.244.0.0/16), run on
       node ``node-1``, and expose every numeric port (both ends of ranges) any rule
       mentions plus every named port, with the numbers of :func:`port_plan`;
+    * nodes ``node-1`` (every pod's host) and ``node-2`` (remote) have addresses from the
+      declared node CIDRs (else 192.168.0.0/16), outside the pod and service CIDRs;
     * for every :class:`Network` peer an external address inside its CIDR and outside its
       excepts, and one inside each except; for every :class:`DnsName` an external with a
       matching name and a unique address from 203.0.113.0/24; a public internet address
-      (8.8.8.8).  External addresses are never inside the pod or service CIDRs (declared, or
-      the default pod CIDR) nor node addresses, since peers model CIDRs as outside the cluster
-      (a network entirely inside them gets no address); they avoid reserved ranges when
-      possible.  Two networks wanting the same address share one external;
-    * nodes ``node-1`` (every pod's host) and ``node-2`` (remote), and the API server.
+      (8.8.8.8).  External addresses are never inside the pod, service or node CIDRs
+      (declared, or the default pod CIDR) nor node addresses, since peers model CIDRs as
+      outside the cluster (a network entirely inside them gets no address); they avoid
+      reserved ranges when possible.  Two networks wanting the same address share one;
+    * the API server.
 
     Order: pods by (namespace, name), externals by address, nodes, the API server.
     """
     plan = port_plan(program)
     pods = _pods(program, plan)
-    cluster = program.cluster.pod_cidrs or (DEFAULT_POD_CIDR,)
-    cluster_ranges: tuple[IPNetwork, ...] = (*cluster, *program.cluster.service_cidrs)
-    avoid: tuple[IPNetwork, ...] = (*cluster_ranges,)
+    facts = program.cluster
+    pod_ranges = facts.pod_cidrs or (DEFAULT_POD_CIDR,)
+    avoid: tuple[IPNetwork, ...] = (*pod_ranges, *facts.service_cidrs)
     nodes = []
     for name in (HOST_NODE, REMOTE_NODE):
-        ip = next(a for r in NODE_RANGES if (a := _address_in(r, avoid)) is not None)
+        ip = next(a for r in (*facts.node_cidrs, *NODE_RANGES) if (a := _address_in(r, avoid)) is not None)
         nodes.append(Node(name, ip))
         avoid = (*avoid, _host_net(ip))
+    avoid = (*avoid, *facts.node_cidrs)
     names: dict[IPAddress, list[str]] = {}
     for net in sorted({r.peer for r in program.rules if isinstance(r.peer, Network)}):
         for inside in (_address_in(net.cidr, (*avoid, *net.excepts)), *(_address_in(e, avoid) for e in net.excepts)):

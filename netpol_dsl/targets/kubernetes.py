@@ -134,7 +134,9 @@ class _Compiler:
         if rest.is_all:
             return name
         labels = self.program.cluster.labels_of(name)
-        if labels is None or any(c.key not in labels and c.shape is not Shape.ABSENT for c in rest.constraints):
+        # declared labels are what we know, not necessarily all there is: a requirement on any other key
+        # (even 'absent') cannot be decided when compiling
+        if labels is None or any(c.key not in labels for c in rest.constraints):
             self.error(Code.NPD204, what, location, f"depends on labels of namespace {name!r} that the module does "
                        "not declare", f"declare them: namespace({name!r}, labels={{...}})")
             return None

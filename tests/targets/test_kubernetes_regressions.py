@@ -58,3 +58,15 @@ def test_blocked_domains_are_deny_rules_that_kubernetes_refuses() -> None:
     with pytest.raises(n.CompileError) as exc:
         compile_policy(policy, "kubernetes")
     assert [d.code.name for d in exc.value.diagnostics] == ["NPD209"]
+
+
+def test_absent_requirement_on_an_undeclared_namespace_label_is_not_assumed() -> None:
+    """A subject carved by a namespace-label deny depends on labels the module never declared: refuse."""
+    policy = n.Policy("repro", owns=[SHOP], baseline=n.baseline(default_deny="egress", dns=None), rules=[
+        n.deny(n.namespaces(n.label("env").exists(), {"kubernetes.io/metadata.name": "shop"})
+               >> SHOP.pods(app="db"), tier="security", direction="egress"),
+        n.allow(SHOP >> SHOP.pods(app="db"), n.tcp(5432), direction="egress"),
+    ])
+    with pytest.raises(n.CompileError) as exc:
+        compile_policy(policy, "kubernetes")
+    assert {d.code.name for d in exc.value.diagnostics} == {"NPD204"}
