@@ -88,3 +88,12 @@ def test_error_code(code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_every_code_has_a_case() -> None:
     tested = {*CASES, "NPD103", "NPD104", "NPD401"}  # the last three: tests/test_cli.py
     assert {c.name for c in Code} == tested
+
+
+def test_policy_arguments_are_type_checked_from_untyped_code(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    source = 'policy = Policy("p", rules=[tcp(80)])  # <-'
+    exit_code, err = _build(tmp_path, "untyped", source, capsys)
+    assert exit_code == 1
+    assert ('untyped.py:2: error[NPD018]: wrong argument type: argument "rules" of Policy: item 0 of tuple is not '
+            "an instance of netpol_dsl.dsl.policy.RuleSpec") in err

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import attrs
-from typeguard import typechecked
+from typeguard import TypeCheckError, check_type, typechecked
 
 from netpol_dsl import values
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, caller_location, fail
@@ -246,7 +246,6 @@ def _policy_name(v: str) -> str:
     return values.dns_label(v, "policy name")
 
 
-@typechecked
 @attrs.frozen
 class Policy:
     """A policy module's intent: owned namespaces, rules, tiers and the baseline.
@@ -277,11 +276,18 @@ class Policy:
     location: Location = attrs.field(eq=False, factory=caller_location, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        # attrs generates __init__, which @typechecked cannot instrument: check the fields explicitly
+        for field, expected in _POLICY_FIELD_TYPES:
+            try:
+                check_type(getattr(self, field), expected)
+            except TypeCheckError as exc:
+                raise TypeCheckError(f'argument "{field}" of Policy: {exc}') from None
         problems = self.problems()
         if problems:
             raise CompileError(problems)
 
     def zones(self) -> list[Zone]:
+        """Every zone the rules mention (unions flattened), in rule order."""
         out: list[Zone] = []
         for r in self.rules:
             for z in (*r.flow.sources, *r.flow.destinations):
@@ -325,3 +331,12 @@ class Policy:
                 return z
         known = sorted({z.name for z in self.zones() if z.name})
         raise fail(Code.NPD014, f"unknown zone {name!r}", hint=f"known zones: {', '.join(known) or 'none'}")
+
+
+_POLICY_FIELD_TYPES: tuple[tuple[str, object], ...] = (
+    ("owns", tuple[Namespace, ...]),
+    ("rules", tuple[RuleSpec, ...]),
+    ("baseline", Baseline | None),
+    ("tiers", tuple[Tier, ...]),
+    ("cluster", ClusterInfo),
+)
