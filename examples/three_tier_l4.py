@@ -3,7 +3,7 @@
 Same zones as three_tier.py without the FQDN egress to the payment gateway.
 """
 
-from netpol_dsl import Policy, allow, baseline, namespace, tcp
+from netpol_dsl import Policy, allow, baseline, expect, namespace, tcp
 
 shop = namespace("shop")
 frontend = shop.pods(app="frontend").named("frontend")
@@ -17,5 +17,11 @@ policy = Policy(
     rules=[
         allow(frontend >> backend, tcp(8080)),
         allow(backend >> database, tcp(5432)),
+    ],
+    expectations=[
+        expect(frontend).reaches(backend, tcp(8080)),
+        expect(backend).reaches(database, tcp(5432)),
+        expect(frontend).does_not_reach(database),
+        expect(database).does_not_reach(frontend),
     ],
 )

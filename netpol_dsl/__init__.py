@@ -11,6 +11,7 @@ The public API, re-exported here, is everything a policy module needs::
 
 from netpol_dsl.compiler import compile_policy
 from netpol_dsl.diagnostics import CompileError, Diagnostic, Location, PolicyError
+from netpol_dsl.dsl.expect import Expect, Expectation, expect
 from netpol_dsl.dsl.http import HttpRule, get, http, post
 from netpol_dsl.dsl.labels import Label, LabelExpr, label
 from netpol_dsl.dsl.policy import (
@@ -69,6 +70,8 @@ __all__ = [
     "CompileError",
     "Diagnostic",
     "Entity",
+    "Expect",
+    "Expectation",
     "Flow",
     "Fqdn",
     "HttpRule",
@@ -98,6 +101,7 @@ __all__ = [
     "compile_policy",
     "deny",
     "dns",
+    "expect",
     "fqdn",
     "fqdn_pattern",
     "get",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from netpol_dsl.endpoints import ApiServer, Connection, ContainerPort, Endpoint, External, IPAddress, Node, Pod
-from netpol_dsl.ir.peers import DnsName, Network, Workloads
+from netpol_dsl.ir.peers import DnsName, Network, Peer, Workloads
 from netpol_dsl.ir.ports import PROTOCOLS
 from netpol_dsl.ir.program import Program
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector, Shape
@@ -97,10 +97,19 @@ def port_plan(program: Program) -> PortPlan:
 
 
 def program_workloads(program: Program) -> tuple[Workloads, ...]:
-    """Every Workloads that is a rule subject, a rule peer or an isolation subject (sorted, unique)."""
+    """Every Workloads that is a rule subject, a rule or expectation peer, or an isolation subject."""
     found = {r.subject for r in program.rules} | {i.subject for i in program.isolations}
-    found |= {r.peer for r in program.rules if isinstance(r.peer, Workloads)}
+    found |= {p for p in program_peers(program) if isinstance(p, Workloads)}
     return tuple(sorted(found))
+
+
+def program_peers(program: Program) -> set[Peer]:
+    """Every rule peer and every peer an expectation names."""
+    found: set[Peer] = {r.peer for r in program.rules}
+    for e in program.expectations:
+        found.update(e.sources)
+        found.update(e.destinations)
+    return found
 
 
 def _values_of(program: Program, key: str) -> set[str]:
@@ -306,7 +315,7 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
         avoid = (*avoid, _host_net(ip))
     avoid = (*avoid, *facts.node_cidrs)
     names: dict[IPAddress, list[str]] = {}
-    for net in sorted({r.peer for r in program.rules if isinstance(r.peer, Network)}):
+    for net in sorted({p for p in program_peers(program) if isinstance(p, Network)}):
         for inside in (_address_in(net.cidr, (*avoid, *net.excepts)), *(_address_in(e, avoid) for e in net.excepts)):
             if inside is not None:
                 names.setdefault(inside, [])
@@ -314,7 +323,7 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
     if public is not None:
         names.setdefault(public, [])
     free = (h for h in DNS_ADDRESSES.hosts() if h not in names and _address_in(_host_net(h), avoid) is not None)
-    for dns in sorted({r.peer for r in program.rules if isinstance(r.peer, DnsName)}):
+    for dns in sorted({p for p in program_peers(program) if isinstance(p, DnsName)}):
         name = _example_name(dns)
         assert dns.matches(name), (dns, name)
         names[next(free)] = [name]

@@ -10,6 +10,7 @@ from typeguard import TypeCheckError, check_type, typechecked
 
 from netpol_dsl import values
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, caller_location, fail
+from netpol_dsl.dsl.expect import Expectation
 from netpol_dsl.dsl.http import HttpRule
 from netpol_dsl.dsl.ports import PortSet
 from netpol_dsl.dsl.zones import AnyOf, Flow, Namespace, Pods, Zone, cluster_dns
@@ -238,6 +239,10 @@ def _rules(v: Sequence[RuleSpec]) -> tuple[RuleSpec, ...]:
     return tuple(v)
 
 
+def _expectations(v: Sequence[Expectation]) -> tuple[Expectation, ...]:
+    return tuple(v)
+
+
 def _tiers(v: Sequence[Tier]) -> tuple[Tier, ...]:
     return tuple(v)
 
@@ -257,6 +262,8 @@ class Policy:
         baseline: the synthesized baseline layer (``baseline(...)``), or None.
         tiers: the ordered tiers (default: security, platform, application, baseline).
         cluster: pod, service and node CIDRs (``cluster_info(...)``).
+        expectations: ``expect(a).reaches(b, tcp(80))`` / ``.does_not_reach(...)``, checked by
+            ``netpol-dsl verify`` and ``netpol_dsl.testing``.
 
     Every problem of the policy as a whole (unknown tiers, duplicate zone names, ...)
     is reported at once, as a :class:`~netpol_dsl.diagnostics.CompileError`.
@@ -273,6 +280,7 @@ class Policy:
     baseline: Baseline | None = attrs.field(default=None, kw_only=True)
     tiers: tuple[Tier, ...] = attrs.field(default=DEFAULT_TIERS, converter=_tiers, kw_only=True)
     cluster: ClusterInfo = attrs.field(factory=ClusterInfo, kw_only=True)
+    expectations: tuple[Expectation, ...] = attrs.field(default=(), converter=_expectations, kw_only=True)
     location: Location = attrs.field(eq=False, factory=caller_location, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
@@ -287,11 +295,14 @@ class Policy:
             raise CompileError(problems)
 
     def zones(self) -> list[Zone]:
-        """Every zone the rules mention (unions flattened), in rule order."""
+        """Every zone the rules and expectations mention (unions flattened), in order."""
         out: list[Zone] = []
         for r in self.rules:
             for z in (*r.flow.sources, *r.flow.destinations):
                 _collect_zones(z, out)
+        for e in self.expectations:
+            _collect_zones(e.source, out)
+            _collect_zones(e.destination, out)
         return out
 
     def problems(self) -> list[Diagnostic]:
@@ -339,4 +350,5 @@ _POLICY_FIELD_TYPES: tuple[tuple[str, object], ...] = (
     ("baseline", Baseline | None),
     ("tiers", tuple[Tier, ...]),
     ("cluster", ClusterInfo),
+    ("expectations", tuple[Expectation, ...]),
 )

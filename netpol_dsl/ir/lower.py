@@ -6,13 +6,24 @@ import ipaddress
 
 from netpol_dsl import values
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location
+from netpol_dsl.dsl import expect as dsl_expect
 from netpol_dsl.dsl.policy import Baseline, Policy, RuleSpec
 from netpol_dsl.dsl.ports import PortSet
 from netpol_dsl.dsl.zones import AnyOf, Cidr, Entity, EntityName, Fqdn, Namespace, Namespaces, Pods, Zone
 from netpol_dsl.ir.peers import Anything, DnsName, EntityKind, Network, Peer, Workloads, namespace_selector
 from netpol_dsl.ir.peers import Entity as EntityPeer
 from netpol_dsl.ir.ports import PortMatch, Ports, normalize_ports
-from netpol_dsl.ir.program import Action, ClusterFacts, Direction, HttpMatch, Isolation, Program, Rule, Tier
+from netpol_dsl.ir.program import (
+    Action,
+    ClusterFacts,
+    Direction,
+    Expectation,
+    HttpMatch,
+    Isolation,
+    Program,
+    Rule,
+    Tier,
+)
 from netpol_dsl.ir.selectors import Selector
 
 _ENTITY_KIND = {
@@ -184,6 +195,19 @@ def lower(policy: Policy) -> Program:
         owned_namespaces=tuple(sorted(ns.namespace for ns in policy.owns)),
         cluster=facts,
         location=policy.location,
+        expectations=tuple(lower_expectation(e) for e in policy.expectations),
+    )
+
+
+def lower_expectation(e: dsl_expect.Expectation) -> Expectation:
+    return Expectation(
+        sources=zone_peers(e.source),
+        destinations=zone_peers(e.destination),
+        ports=_ports(e.ports),
+        reach=e.reach,
+        http=e.http.match if e.http is not None else None,
+        text=e.describe(),
+        location=e.location,
     )
 
 

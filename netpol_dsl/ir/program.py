@@ -121,6 +121,20 @@ class ClusterFacts:
 
 
 @attrs.frozen
+class Expectation:
+    """A stated expectation, lowered: every source peer can (or cannot) reach every destination peer."""
+
+    sources: tuple[Peer, ...]
+    destinations: tuple[Peer, ...]
+    ports: Ports
+    reach: bool
+    http: HttpMatch | None
+    text: str
+    location: Location = attrs.field(eq=False)
+    expectations: tuple[Expectation, ...] = ()
+
+
+@attrs.frozen
 class Program:
     """Everything one policy module declared, normalised: the input of every target."""
 
@@ -131,3 +145,4 @@ class Program:
     owned_namespaces: tuple[str, ...]
     cluster: ClusterFacts
     location: Location = attrs.field(eq=False)
+    expectations: tuple[Expectation, ...] = ()
