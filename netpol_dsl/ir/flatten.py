@@ -64,12 +64,12 @@ def flatten(program: Program) -> Flat:
     diags: list[Diagnostic] = []
     for direction in (Direction.INGRESS, Direction.EGRESS):
         rules = [r for r in program.rules if r.direction is direction]
+        # denies and passes are few: collect them once, not once per allow
+        denies = [r for r in rules if r.action is Action.DENY]
+        passes = [r for r in rules if r.action is Action.PASS]
         for a in (r for r in rules if r.action is Action.ALLOW):
-            removers = [
-                x for x in rules
-                if (x.action is Action.DENY and x.tier.order <= a.tier.order)
-                or (x.action is Action.PASS and x.tier == a.tier)
-            ]
+            removers = [x for x in denies if x.tier.order <= a.tier.order]
+            removers += [x for x in passes if x.tier == a.tier]
             pieces = [a]
             try:
                 for x in removers:
@@ -80,7 +80,7 @@ def flatten(program: Program) -> Flat:
             allows += pieces
             isolations.add(Isolation(a.subject, direction, a.origins))
         isolated = [i.subject for i in isolations if i.direction is direction]
-        for x in (r for r in rules if r.action is Action.DENY):
+        for x in denies:
             uncovered = _cover(x.subject, isolated)
             if not uncovered:
                 continue
