@@ -16,6 +16,8 @@ This evaluator is the definition every target must implement (docs/concepts.md,
    *isolated* in that direction, **allow** otherwise.  A pod is isolated in a
    direction when the baseline makes its namespace default-deny for it, or when
    any allow rule in that direction selects it (an allow list is exhaustive).
+4. Ingress from the node a pod runs on is always allowed (kubelet health checks; the
+   NetworkPolicy API guarantees it and no engine lets a policy block it).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def is_isolated(program: Program, pod: Pod, direction: Direction) -> bool:
 
 def decide_side(program: Program, pod: Pod, direction: Direction, conn: Connection) -> Decision:
     peer = conn.dst if direction is Direction.EGRESS else conn.src
+    if direction is Direction.INGRESS and isinstance(peer, Node) and pod.node and peer.name == pod.node:
+        return Decision(True, f"ingress of {pod.describe()} from its own node is always allowed")
     candidates = [r for r in program.rules if r.direction is direction]
     for tier in program.tiers:
         matched = [r for r in candidates if r.tier == tier and rule_matches(r, pod, peer, conn)]
