@@ -7,9 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from netpol_dsl import build
+from netpol_dsl import build, simulate
 from netpol_dsl.compiler import target_names
 from netpol_dsl.diagnostics import Severity
+from netpol_dsl.endpoints import Connection
+from netpol_dsl.inventory import InputError, Inventory, load_inventory
 from netpol_dsl.loader import load
 from netpol_dsl.render.report import capability_table, render
 
@@ -31,7 +33,36 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--diff", action="store_true", help="write nothing; print the diff DIR would get")
     b.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     sub.add_parser("targets", help="print the capability table of every target")
+    s = sub.add_parser("simulate", help="answer connectivity queries, or print the pod-to-pod matrix, "
+                       "for manifests evaluated as an engine enforces them")
+    _engine_arguments(s)
+    s.add_argument("--queries", metavar="QUERIES", help="queries file; without it, print the pod-to-pod matrix")
+    s.add_argument("--format", choices=["json", "text"],
+                   help="output format (default: json for --queries, text for the matrix)")
+    s.add_argument("--port", type=int, metavar="P", help="matrix: destination port")
+    s.add_argument("--protocol", default="TCP", metavar="PROTO",
+                   help="matrix: TCP (default), UDP, SCTP, ICMP or ICMPv6")
+    s.add_argument("--from", action="append", dest="sources", metavar="NS_OR_POD",
+                   help="matrix: only these sources, a namespace or namespace/pod (repeatable)")
+    s.add_argument("--to", action="append", dest="destinations", metavar="NS_OR_POD",
+                   help="matrix: only these destinations, a namespace or namespace/pod (repeatable)")
+    e = sub.add_parser("explain", help="explain step by step how an engine decides one connection")
+    _engine_arguments(e)
+    e.add_argument("--from", required=True, dest="source", metavar="ENDPOINT",
+                   help="namespace/pod, IP address, node/NAME or external DNS name")
+    e.add_argument("--to", required=True, dest="destination", metavar="ENDPOINT",
+                   help="namespace/pod, IP address, node/NAME or external DNS name")
+    e.add_argument("--port", type=int, metavar="P", help="destination port (not for ICMP)")
+    e.add_argument("--protocol", default="TCP", metavar="PROTO", help="TCP (default), UDP, SCTP, ICMP or ICMPv6")
     return parser
+
+
+def _engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifests", nargs="+", metavar="MANIFEST_FILE_OR_DIR",
+                   help="manifest files or folders (searched recursively for *.yaml, *.yml)")
+    p.add_argument("--engine", required=True, choices=simulate.engine_names(), help="the engine to simulate")
+    p.add_argument("--inventory", action="append", required=True, metavar="INVENTORY",
+                   help="inventory file: ours or kubectl's v1 List (repeatable; merged)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +70,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "targets":
         sys.stdout.write(capability_table())
         return EXIT_OK
+    if args.command in ("simulate", "explain"):
+        try:
+            return _simulate(args) if args.command == "simulate" else _explain(args)
+        except InputError as exc:
+            for problem in exc.problems:
+                sys.stderr.write(f"netpol-dsl: error: {problem}\n")
+            return EXIT_USAGE
     return _build(args)
+
+
+def _load(args: argparse.Namespace) -> tuple[Inventory, simulate.SimEngine]:
+    """Inventory and engine, with the problems of both reported together."""
+    problems: list[str] = []
+    inventory: Inventory | None = None
+    manifests: tuple[simulate.Manifest, ...] = ()
+    try:
+        inventory = load_inventory(args.inventory)
+    except InputError as exc:
+        problems += exc.problems
+    try:
+        manifests = simulate.load_manifests(args.manifests)
+    except InputError as exc:
+        problems += exc.problems
+    if problems or inventory is None:
+        raise InputError(problems)
+    return inventory, simulate.make_engine(args.engine, manifests, inventory)
+
+
+def _protocol_port(args: argparse.Namespace) -> tuple[str, int | None]:
+    protocol = simulate.PROTOCOLS.get(args.protocol.upper(), args.protocol)
+    if protocol in simulate.ICMP_PROTOCOLS:
+        if args.port is not None:
+            raise InputError([f"--port: {args.protocol} has no ports"])
+        return protocol, None
+    if protocol not in simulate.PORT_PROTOCOLS:
+        raise InputError([f"--protocol: expected TCP, UDP, SCTP, ICMP or ICMPv6, got {args.protocol!r}"])
+    if args.port is None or not 1 <= args.port <= 65535:
+        raise InputError([f"--port: a port number 1-65535 is required for {protocol}"])
+    return protocol, args.port
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.queries is not None:
+        clash = [flag for flag, value in (("--port", args.port), ("--from", args.sources), ("--to", args.destinations))
+                 if value]
+        if clash:
+            raise InputError([f"{', '.join(clash)}: only for the matrix, not with --queries"])
+        inventory, engine = _load(args)
+        results = simulate.run_queries(engine, simulate.load_queries(args.queries, inventory))
+        render_results = simulate.results_text if args.format == "text" else simulate.results_json
+        sys.stdout.write(render_results(engine.name, results))
+        return EXIT_OK
+    protocol, port = _protocol_port(args)
+    inventory, engine = _load(args)
+    sources = inventory.select(args.sources or ())
+    destinations = inventory.select(args.destinations or ())
+    rows = engine.reachability(sources, destinations, protocol, port or 0)
+    if args.format == "json":
+        sys.stdout.flush()
+        simulate.write_matrix_json(sys.stdout.buffer, engine.name, protocol, port, sources, destinations, rows)
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(simulate.matrix_text(engine.name, protocol, port, sources, destinations, rows))
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    protocol, port = _protocol_port(args)
+    inventory, engine = _load(args)
+    sources = simulate.parse_endpoint(args.source, inventory, "--from")
+    destinations = simulate.parse_endpoint(args.destination, inventory, "--to")
+    blocks = [engine.explain(Connection(s, d, protocol, port or 0)) for s in sources for d in destinations]
+    sys.stdout.write("\n\n".join("\n".join(lines) for lines in blocks) + "\n")
+    return EXIT_OK
 
 
 def _build(args: argparse.Namespace) -> int:

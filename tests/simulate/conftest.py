@@ -1,0 +1,3 @@
+from tests.simulate.helpers import shop
+
+__all__ = ["shop"]
