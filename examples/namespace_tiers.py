@@ -8,7 +8,7 @@ cloud firewall in that scenario, so the flows are ingress-only (direction="ingre
 an egress half would make the sources' egress an allow list too.
 """
 
-from netpol_dsl import Policy, allow, baseline, label, namespace, tcp
+from netpol_dsl import Policy, allow, baseline, expect, label, namespace, tcp
 
 web_tier = namespace("web-tier")
 api_tier = namespace("api-tier")
@@ -29,5 +29,12 @@ policy = Policy(
         allow(controller >> frontend, direction="ingress"),
         allow(web_tier >> api, tcp(8080), direction="ingress"),
         allow(api_tier >> postgres, tcp(5432), direction="ingress"),
+    ],
+    expectations=[
+        expect(controller).reaches(frontend, tcp(443)),
+        expect(web_tier).reaches(api, tcp(8080)),
+        expect(api_tier).reaches(postgres, tcp(5432)),
+        expect(controller).does_not_reach(api),
+        expect(web_tier).does_not_reach(postgres),
     ],
 )

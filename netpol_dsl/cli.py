@@ -9,11 +9,12 @@ from pathlib import Path
 
 from netpol_dsl import build, simulate
 from netpol_dsl.compiler import target_names
-from netpol_dsl.diagnostics import Severity
+from netpol_dsl.diagnostics import Code, CompileError, Severity
 from netpol_dsl.endpoints import Connection
 from netpol_dsl.inventory import InputError, Inventory, load_inventory
 from netpol_dsl.loader import load
 from netpol_dsl.render.report import capability_table, render
+from netpol_dsl.verify import verify
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="matrix: only these sources, a namespace or namespace/pod (repeatable)")
     s.add_argument("--to", action="append", dest="destinations", metavar="NS_OR_POD",
                    help="matrix: only these destinations, a namespace or namespace/pod (repeatable)")
+    v = sub.add_parser("verify", help="check the expectations stated in policy modules against a target's output")
+    v.add_argument("paths", nargs="+", metavar="MODULE_OR_DIR", help="policy modules (.py) or folders of them")
+    v.add_argument("-t", "--target", default="kubernetes", choices=target_names(),
+                   help="target whose compiled output is checked (default: kubernetes)")
     e = sub.add_parser("explain", help="explain step by step how an engine decides one connection")
     _engine_arguments(e)
     e.add_argument("--from", required=True, dest="source", metavar="ENDPOINT",
@@ -77,7 +82,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in exc.problems:
                 sys.stderr.write(f"netpol-dsl: error: {problem}\n")
             return EXIT_USAGE
+    if args.command == "verify":
+        return _verify(args)
     return _build(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.paths)
+    checked = 0
+    for lp in loaded:
+        try:
+            problems += verify(lp.policy, args.target)
+        except CompileError as exc:
+            problems += exc.diagnostics
+        checked += len(lp.policy.expectations)
+    for d in problems:
+        sys.stderr.write(d.render() + "\n")
+    failed = sum(1 for d in problems if d.code is Code.NPD501)
+    errors = len(problems) - failed
+    sys.stdout.write(f"{args.target}: {checked} expectation{'s' if checked != 1 else ''} in {len(loaded)} "
+                     f"polic{'y' if len(loaded) == 1 else 'ies'}, {failed} failed"
+                     + (f", {errors} other error{'s' if errors != 1 else ''}" if errors else "") + "\n")
+    return EXIT_FAIL if problems else EXIT_OK
 
 
 def _load(args: argparse.Namespace) -> tuple[Inventory, simulate.SimEngine]:

@@ -9,8 +9,7 @@ itself disagrees (the policy is wrong) or only the output does (the target is wr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 import attrs
 
@@ -18,7 +17,7 @@ from netpol_dsl.compiler import compile_program
 from netpol_dsl.diagnostics import Code, Diagnostic, Location
 from netpol_dsl.dsl.policy import Policy
 from netpol_dsl.endpoints import Connection, Endpoint, HttpRequest, Pod
-from netpol_dsl.engines import KubernetesEngine
+from netpol_dsl.engines import EVALUATORS, Evaluator
 from netpol_dsl.ir import intent
 from netpol_dsl.ir.lower import lower
 from netpol_dsl.ir.peers import Peer
@@ -26,14 +25,6 @@ from netpol_dsl.ir.ports import PortMatch, Ports
 from netpol_dsl.ir.program import Expectation, HttpMatch, Program
 from netpol_dsl.synth import HOST_NODE, PortPlan, port_plan, representative_endpoints
 
-
-class Engine(Protocol):
-    def evaluate(self, conn: Connection) -> Any: ...
-
-
-ENGINES: Mapping[str, Callable[[Sequence[Mapping[str, Any]]], Engine]] = {
-    "kubernetes": KubernetesEngine,
-}
 _VANTAGE = Pod("synth-vantage", "vantage", node=HOST_NODE)  # host/remote-node are relative to a pod's node
 
 
@@ -90,7 +81,7 @@ class Verifier:
     program: Program
     target: str
     endpoints: tuple[Endpoint, ...]
-    engine: Engine
+    engine: Evaluator
     plan: PortPlan
 
     @classmethod
@@ -98,7 +89,7 @@ class Verifier:
         """Compile ``policy`` for ``target`` (raises CompileError) and set up its engine."""
         program = policy if isinstance(policy, Program) else lower(policy)
         out = compile_program(program, target)
-        engine = ENGINES[target]([m.body for m in out.manifests])
+        engine = EVALUATORS[target]([m.body for m in out.manifests])
         return cls(program, target, representative_endpoints(program), engine, port_plan(program))
 
     def allowed(self, conn: Connection) -> bool:
