@@ -17,7 +17,8 @@ This evaluator is the definition every target must implement (docs/concepts.md,
    direction when the baseline makes its namespace default-deny for it, or when
    any allow rule in that direction selects it (an allow list is exhaustive).
 4. Ingress from the node a pod runs on is always allowed (kubelet health checks; the
-   NetworkPolicy API guarantees it and no engine lets a policy block it).
+   NetworkPolicy API guarantees it and no engine lets a policy block it), and so is a
+   pod's traffic to itself (loopback).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def decide_side(program: Program, pod: Pod, direction: Direction, conn: Connecti
 
 def decide(program: Program, conn: Connection) -> Decision:
     """The intended verdict for ``conn``."""
+    if isinstance(conn.src, Pod) and conn.src == conn.dst:
+        return Decision(True, f"{conn.src.describe()} to itself is loopback, never restricted")
     if isinstance(conn.src, Pod):
         out = decide_side(program, conn.src, Direction.EGRESS, conn)
         if not out.allowed:
