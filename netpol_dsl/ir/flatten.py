@@ -116,3 +116,58 @@ def _not_exact(a: Rule, x: Rule, why: str) -> Diagnostic:
         a.location,
         hint="narrow the allow so it no longer overlaps; native deny and ordering need Cilium or Calico policies",
     )
+
+
+@attrs.frozen
+class Layered:
+    """Allow rules and native deny rules for engines where deny beats every allow (Cilium)."""
+
+    allows: tuple[Rule, ...]
+    denies: tuple[Rule, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def layer(program: Program) -> Layered:
+    """Compile tiers for an engine with native deny and no order beyond "deny beats allow".
+
+    Allows lose what a pass of their own tier covers (``A_t − P_t``); a deny loses what an
+    allow of an earlier tier already decided (``D_t − (A_t' − P_t')`` for ``t' < t``), because
+    there the intent allows.  What an earlier deny covers stays denied natively.
+    """
+    allows: list[Rule] = []
+    denies: list[Rule] = []
+    diags: list[Diagnostic] = []
+    for direction in (Direction.INGRESS, Direction.EGRESS):
+        rules = [r for r in program.rules if r.direction is direction]
+        passes = [r for r in rules if r.action is Action.PASS]
+        carved_allows: list[Rule] = []
+        for a in (r for r in rules if r.action is Action.ALLOW):
+            pieces = [a]
+            try:
+                for x in (p for p in passes if p.tier == a.tier):
+                    pieces = [p for piece in pieces for p in _minus(piece, x)]
+            except NotExact as exc:
+                diags.append(_not_exact(a, x, str(exc)))
+                continue
+            carved_allows += pieces
+        for d in (r for r in rules if r.action is Action.DENY):
+            pieces = [d]
+            for a in (r for r in carved_allows if r.tier.order < d.tier.order):
+                try:
+                    if a.http and any(_minus(p, a) != [p] for p in pieces):
+                        raise NotExact("an HTTP allow decides per request, a deny per connection")
+                    pieces = [p for piece in pieces for p in _minus(piece, a)]
+                except NotExact as exc:
+                    diags.append(Diagnostic(
+                        Code.NPD205,
+                        f"deny '{d.flow}' ({d.describe()}) is overridden in part by allow '{a.flow}' of an earlier "
+                        f"tier (at {a.location}), and the difference cannot be written exactly: {exc}",
+                        d.location, hint="narrow one of the two rules so that they no longer overlap"))
+                    break
+            denies += pieces
+        allows += carved_allows
+    return Layered(
+        allows=tuple(sorted({r.sort_key(): r for r in allows}.values(), key=Rule.sort_key)),
+        denies=tuple(sorted({r.sort_key(): r for r in denies}.values(), key=Rule.sort_key)),
+        diagnostics=tuple(diags),
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+import attrs
+
 from netpol_dsl import values
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location
 from netpol_dsl.dsl import expect as dsl_expect
-from netpol_dsl.dsl.policy import Baseline, Policy, RuleSpec
+from netpol_dsl.dsl.policy import Baseline, ClusterDNS, Policy, RuleSpec
 from netpol_dsl.dsl.ports import PortSet
 from netpol_dsl.dsl.zones import AnyOf, Cidr, Entity, EntityName, Fqdn, Namespace, Namespaces, Pods, Zone
 from netpol_dsl.ir.peers import Anything, DnsName, EntityKind, Network, Peer, Workloads, namespace_selector
@@ -81,8 +83,7 @@ class _Lowering:
             self.rules[rule] = rule
         else:
             merged = tuple(sorted(set(prev.origins) | set(rule.origins)))
-            self.rules[rule] = Rule(prev.tier, prev.action, prev.direction, prev.subject, prev.peer,
-                                    prev.ports, prev.http, prev.flow, prev.group, merged)
+            self.rules[rule] = attrs.evolve(prev, origins=merged)
 
     def flow(
         self,
@@ -129,6 +130,22 @@ class _Lowering:
         self.flow(spec.action, spec.flow.sources, spec.flow.destinations, _ports(spec.ports),
                   tuple(h.match for h in spec.http), self.tiers[spec.tier], spec.direction,
                   spec.flow.describe(), spec.location)
+
+    def fqdn_lookups(self, resolver: ClusterDNS) -> None:
+        """An FQDN allow implies the DNS lookups of its names: egress to the cluster DNS on UDP/TCP 53,
+        in the same tier, for those names only (Cilium learns the IPs from these answers)."""
+        dns53 = normalize_ports((PortMatch("UDP", 53, 53), PortMatch("TCP", 53, 53)))
+        [dns_peer] = zone_peers(resolver.zone())
+        names: dict[tuple[Tier, Workloads], set[DnsName]] = {}
+        origins: dict[tuple[Tier, Workloads], set[Location]] = {}
+        for r in list(self.rules):
+            if r.action is Action.ALLOW and isinstance(r.peer, DnsName):
+                names.setdefault((r.tier, r.subject), set()).add(r.peer)
+                origins.setdefault((r.tier, r.subject), set()).update(r.origins)
+        for (tier, subject), found in sorted(names.items()):
+            self.add(Rule(tier, Action.ALLOW, Direction.EGRESS, subject, dns_peer, dns53, (),
+                          "DNS lookups for FQDN egress", "fqdn-dns", tuple(sorted(origins[(tier, subject)])),
+                          dns=tuple(sorted(found))))
 
     def baseline(self, b: Baseline) -> list[Isolation]:
         owned: tuple[Zone, ...] = self.policy.owns
@@ -178,6 +195,7 @@ def lower(policy: Policy) -> Program:
     for spec in policy.rules:
         lw.rule(spec)
     isolations = lw.baseline(policy.baseline) if policy.baseline is not None else []
+    lw.fqdn_lookups(policy.baseline.dns if policy.baseline and policy.baseline.dns else ClusterDNS())
     if lw.diags:
         raise CompileError(sorted(lw.diags, key=lambda d: (d.location, d.code.name)))
     rules = sorted(lw.rules.values(), key=Rule.sort_key)

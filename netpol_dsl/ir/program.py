@@ -7,7 +7,7 @@ import enum
 import attrs
 
 from netpol_dsl.diagnostics import Location
-from netpol_dsl.ir.peers import Peer, Workloads, peer_key
+from netpol_dsl.ir.peers import DnsName, Peer, Workloads, peer_key
 from netpol_dsl.ir.ports import Ports, describe_ports
 from netpol_dsl.values import IPNetwork
 
@@ -68,6 +68,7 @@ class Rule:
     flow: str = ""  # the flow this rule came from, e.g. "frontend -> backend"; for messages
     group: str = ""  # "" for user rules; the baseline feature ("dns", "logging", ...) otherwise
     origins: tuple[Location, ...] = attrs.field(default=(), eq=False, order=False)
+    dns: tuple[DnsName, ...] = ()  # DNS lookups of these names only (the lookups an FQDN allow needs)
 
     def sort_key(self) -> tuple[object, ...]:
         return (
@@ -80,6 +81,7 @@ class Rule:
             self.ports is not None,
             self.ports or (),
             self.http,
+            self.dns,
         )
 
     def describe(self) -> str:

@@ -20,8 +20,9 @@ from netpol_dsl.ir.flatten import flatten
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, namespace_selector
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Isolation, Program, Rule
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector, Shape
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
+from netpol_dsl.targets.labelselector import label_selector, slug
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
@@ -37,42 +38,7 @@ Y, P, N = Support.YES, Support.PARTIAL, Support.NO
 
 
 def selector_body(selector: Selector) -> dict[str, Any]:
-    """A Kubernetes LabelSelector: matchLabels for single values, matchExpressions for the rest."""
-    match_labels: dict[str, str] = {}
-    exprs: list[dict[str, Any]] = []
-    for c in selector.constraints:
-        if c.shape is Shape.IN and len(c.values) == 1:
-            match_labels[c.key] = c.values[0]
-        elif c.shape is Shape.IN:
-            exprs.append({"key": c.key, "operator": "In", "values": list(c.values)})
-        elif c.shape is Shape.ABSENT:
-            exprs.append({"key": c.key, "operator": "DoesNotExist"})
-        else:
-            if c.exists:
-                exprs.append({"key": c.key, "operator": "Exists"})
-            if c.values:
-                exprs.append({"key": c.key, "operator": "NotIn", "values": list(c.values)})
-    body: dict[str, Any] = {}
-    if match_labels:
-        body["matchLabels"] = match_labels
-    if exprs:
-        body["matchExpressions"] = exprs
-    return body
-
-
-def _slug(selector: Selector) -> str:
-    if selector.is_all:
-        return "all-pods"
-    parts = []
-    for c in selector.constraints:
-        short = c.key.rsplit("/", 1)[-1]
-        if c.shape is Shape.IN:
-            parts.append("-".join(c.values))
-        elif c.shape is Shape.ABSENT:
-            parts.append(f"no-{short}")
-        else:
-            parts.append(f"not-{short}-{'-'.join(c.values)}" if c.values else f"has-{short}")
-    return "-".join(parts)
+    return label_selector(selector)
 
 
 @attrs.frozen(order=True)
@@ -210,9 +176,9 @@ class _Compiler:
                    for k, p in self.policies.items())
 
     def manifest(self, key: _Key, pol: _Policy, used: dict[tuple[str, str], _Key]) -> Manifest:
-        base = {"default-deny": "default-deny"}.get(key.group) or _GROUP_NAMES.get(key.group) or _slug(key.subject)
+        base = {"default-deny": "default-deny"}.get(key.group) or _GROUP_NAMES.get(key.group) or slug(key.subject)
         if key.group in _GROUP_NAMES and not key.subject.is_all:
-            base = f"{base}-{_slug(key.subject)}"
+            base = f"{base}-{slug(key.subject)}"
         name = object_name(base, repr(key))
         if (key.namespace, name) in used:
             name = object_name(base + "-x", repr(key), limit=len(base) + 8)
