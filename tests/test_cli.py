@@ -164,7 +164,7 @@ def test_two_policies_producing_one_object_differently_conflict(
 
 def test_targets_prints_capability_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["targets"], capsys)
-    assert code == 0 and out.startswith("| capability | kubernetes |")
+    assert code == 0 and out.startswith("| capability | cilium | kubernetes |")
 
 
 @pytest.mark.parametrize("seed", ["0", "1", "12345"])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from netpol_dsl.targets.base import Target
+from netpol_dsl.targets.cilium import CiliumTarget
 from netpol_dsl.targets.kubernetes import KubernetesTarget
 
 TARGETS: dict[str, type[Target]] = {
+    CiliumTarget.name: CiliumTarget,
     KubernetesTarget.name: KubernetesTarget,
 }
 

@@ -1,0 +1,175 @@
+"""Target ``cilium``: cilium.io/v2 CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy.
+
+Cilium has deny (``ingressDeny``/``egressDeny``, which beats every allow) but no order
+beyond that, so tiers are compiled by :func:`netpol_dsl.ir.flatten.layer`: allows lose what
+a pass of their tier covers, denies lose what an allow of an earlier tier decides.
+Workloads in one named namespace get a CNP; anything that selects by namespace labels
+(honoured only cluster-wide) or spans namespaces gets a CCNP.  Deny-only objects set
+``enableDefaultDeny: false`` (Cilium 1.16+) so that a deny never puts a workload into
+default deny; allow objects do put their subjects into default deny, as the intent says.
+An FQDN allow comes with the DNS rule Cilium's proxy needs, for exactly its names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
+from netpol_dsl.ir.flatten import layer
+from netpol_dsl.ir.peers import DnsName, Workloads
+from netpol_dsl.ir.program import Action, Direction, Program, Rule
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
+from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
+from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, section
+from netpol_dsl.targets.labelselector import label_selector, slug
+
+API_VERSION = "cilium.io/v2"
+CNP = "CiliumNetworkPolicy"
+CCNP = "CiliumClusterwideNetworkPolicy"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "netpol-dsl"}
+SOURCE_ANNOTATION = "netpol-dsl.dev/source"
+POLICY_LABEL = "netpol-dsl.dev/policy"
+MIN_VERSION = "1.16"  # enableDefaultDeny and endPort
+
+Y, P, N = Support.YES, Support.PARTIAL, Support.NO
+
+
+@attrs.frozen(order=True)
+class _Key:
+    clusterwide: bool
+    namespace: str  # "" for clusterwide
+    subject: Workloads
+    group: str
+    deny_only: bool
+
+
+class _Policy:
+    def __init__(self) -> None:
+        self.sections: dict[str, list[Rule]] = defaultdict(list)
+        self.origins: set[Location] = set()
+        self.isolate: set[Direction] = set()
+
+
+class CiliumTarget(Target):
+    name: ClassVar[str] = "cilium"
+    capabilities: ClassVar[Mapping[Capability, CapabilityNote]] = {
+        Capability.POD_SELECTORS: CapabilityNote(Y, "identity labels; namespace labels via CCNP"),
+        Capability.CIDR: CapabilityNote(Y, "toCIDRSet/fromCIDRSet with except; never matches pods"),
+        Capability.FQDN: CapabilityNote(Y, "toFQDNs plus the DNS proxy rule for exactly those names"),
+        Capability.HTTP: CapabilityNote(Y, "toPorts rules.http (the whole port becomes L7)"),
+        Capability.DENY: CapabilityNote(Y, "ingressDeny/egressDeny (L3/L4), enableDefaultDeny: false"),
+        Capability.TIERS: CapabilityNote(P, "deny beats allow; earlier-tier allows carve later denies"),
+        Capability.CLUSTER_WIDE: CapabilityNote(Y, "CiliumClusterwideNetworkPolicy"),
+        Capability.ENTITIES: CapabilityNote(Y, "toEntities/fromEntities"),
+        Capability.PORT_RANGES: CapabilityNote(Y, f"endPort (Cilium {MIN_VERSION}+)"),
+        Capability.NAMED_PORTS: CapabilityNote(Y),
+        Capability.SCTP: CapabilityNote(Y),
+        Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "deny rules have no toFQDNs: error NPD209"),
+    }
+
+    def compile(self, program: Program) -> Output:
+        return _Compiler(program).run()
+
+
+class _Compiler:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.diags: list[Diagnostic] = []
+        self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
+
+    def check(self, rule: Rule) -> bool:
+        if rule.action is not Action.ALLOW and isinstance(rule.peer, DnsName):
+            self.diags.append(Diagnostic(
+                Code.NPD209, f"{rule.action.value} '{rule.flow}' matches traffic by the DNS name {rule.peer.pattern}; "
+                "target 'cilium' cannot express it (deny rules have no toFQDNs)", rule.location,
+                hint="block the provider's CIDRs with blocked_cidrs= instead"))
+            return False
+        return True
+
+    def key(self, subject: Workloads, group: str, deny_only: bool, peers_clusterwide: bool) -> _Key:
+        name = subject.namespace
+        rest = subject.namespaces.without(NAMESPACE_NAME_LABEL)
+        if name is not None and rest.is_all and not peers_clusterwide:
+            return _Key(False, name, subject, group, deny_only)
+        return _Key(True, "", subject, group, deny_only)
+
+    def run(self) -> Output:
+        program = attrs.evolve(self.program, rules=tuple(r for r in self.program.rules if self.check(r)))
+        layered = layer(program)
+        self.diags += layered.diagnostics
+        by_subject: dict[tuple[Workloads, str, bool], list[Rule]] = defaultdict(list)
+        for r in layered.allows:
+            by_subject[(r.subject, r.group, False)].append(r)
+        for r in layered.denies:
+            by_subject[(r.subject, r.group, True)].append(r)
+        for (subject, group, deny_only), rules in by_subject.items():
+            clusterwide = any(isinstance(r.peer, Workloads) and needs_clusterwide(r.peer) for r in rules)
+            pol = self.policies[self.key(subject, group, deny_only, clusterwide)]
+            for r in rules:
+                field = ("ingress" if r.direction is Direction.INGRESS else "egress") + ("Deny" if deny_only else "")
+                pol.sections[field].append(r)
+                pol.origins.update(r.origins)
+        for iso in program.isolations:
+            pol = self.policies[self.key(iso.subject, "default-deny", False, False)]
+            pol.isolate.add(iso.direction)
+            pol.origins.update(iso.origins)
+        if any(d.severity is Severity.ERROR for d in self.diags):
+            raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
+        used: set[tuple[str, str, str]] = set()
+        manifests = [self.manifest(k, self.policies[k], used) for k in sorted(self.policies)]
+        return Output(tuple(sorted(manifests, key=lambda m: m.filename)), tuple(self.diags))
+
+    def manifest(self, key: _Key, pol: _Policy, used: set[tuple[str, str, str]]) -> Manifest:
+        kind = CCNP if key.clusterwide else CNP
+        base = {"": "", "default-deny": "default-deny", "dns": "allow-dns", "logging": "allow-logging",
+                "monitoring": "allow-monitoring", "fqdn-dns": "fqdn-dns", "blocklist": "blocklist",
+                "metadata": "block-metadata"}.get(key.group, key.group)
+        subject = slug(key.subject.pods)
+        if key.clusterwide:
+            subject = _clusterwide_slug(key.subject)
+        if not base:
+            base = subject
+        elif not key.subject.pods.is_all or key.clusterwide:
+            base = f"{base}-{subject}"
+        if key.deny_only and key.group == "":
+            base = f"{base}-deny"
+        if key.clusterwide:
+            base = f"{self.program.name}-{base}"
+        name = object_name(base, repr(key))
+        if (kind, key.namespace, name) in used:
+            name = object_name(base + "-x", repr(key), limit=len(base) + 8)
+        used.add((kind, key.namespace, name))
+        spec: dict[str, Any] = {
+            "endpointSelector": label_selector(key.subject.pods) if not key.clusterwide
+            else identity_selector(key.subject, any_namespace_explicit=True),
+        }
+        for field in ("ingress", "egress", "ingressDeny", "egressDeny"):
+            direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
+            rules = pol.sections.get(field)
+            if rules:
+                spec[field] = section(rules, direction)
+            elif field == direction.value and direction in pol.isolate:
+                spec[field] = [{}]  # an empty rule: default deny, nothing allowed
+        if key.deny_only:
+            spec["enableDefaultDeny"] = {"ingress": False, "egress": False}
+        metadata: dict[str, Any] = {"name": name}
+        if not key.clusterwide:
+            metadata["namespace"] = key.namespace
+        metadata["labels"] = {**MANAGED_BY, POLICY_LABEL: self.program.name}
+        metadata["annotations"] = {SOURCE_ANNOTATION: ", ".join(str(loc) for loc in sorted(pol.origins))}
+        body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+        filename = (f"ciliumclusterwidenetworkpolicy_{name}.yaml" if key.clusterwide
+                    else f"ciliumnetworkpolicy_{key.namespace}_{name}.yaml")
+        return Manifest(kind, name, key.namespace or None, body, filename)
+
+
+def _clusterwide_slug(w: Workloads) -> str:
+    ns = w.namespace or ("all-namespaces" if w.namespaces.is_all else slug(w.namespaces))
+    return f"{ns}-{slug(w.pods)}"
+
+
+__all__ = ["CiliumTarget", "Selector"]

@@ -1,0 +1,148 @@
+"""Cilium rule sections: identity selectors, peers, ports, and L7 (HTTP, DNS) rules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads
+from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.program import Direction, HttpMatch, Rule
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Constraint, Selector, Shape
+from netpol_dsl.targets.labelselector import label_selector
+
+NAMESPACE_KEY = "k8s:io.kubernetes.pod.namespace"
+NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
+MAX_PORTS = 40  # per toPorts entry (CRD maxItems)
+
+
+def needs_clusterwide(w: Workloads) -> bool:
+    """Namespace labels other than the name are only honoured in CiliumClusterwideNetworkPolicy."""
+    return any(c.key != NAMESPACE_NAME_LABEL for c in w.namespaces.constraints)
+
+
+def identity_selector(w: Workloads, *, any_namespace_explicit: bool = True) -> dict[str, Any]:
+    """An endpoint selector over Cilium identity labels: pod labels, the namespace and its labels."""
+    def key(k: str) -> str:
+        return k
+
+    def ns_key(k: str) -> str:
+        return NAMESPACE_KEY if k == NAMESPACE_NAME_LABEL else NAMESPACE_LABEL_PREFIX + k
+
+    pods = label_selector(w.pods, key)
+    ns_constraints = w.namespaces.constraints
+    if not ns_constraints and any_namespace_explicit:
+        # a selector without a namespace means "this namespace" in a CNP: say "any" explicitly
+        ns_constraints = (Constraint(NAMESPACE_NAME_LABEL, Shape.NOT_IN, (), True),)
+    ns = label_selector(Selector(ns_constraints), ns_key)
+    out: dict[str, Any] = {}
+    labels = {**pods.get("matchLabels", {}), **ns.get("matchLabels", {})}
+    exprs = [*pods.get("matchExpressions", []), *ns.get("matchExpressions", [])]
+    if labels:
+        out["matchLabels"] = dict(sorted(labels.items()))
+    if exprs:
+        out["matchExpressions"] = exprs
+    return out
+
+
+def ports_entries(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...]) -> list[dict[str, Any]]:
+    """``toPorts`` entries: ports (≤40 per entry), with the L7 rules attached to each entry."""
+    if ports is None:
+        return []
+    items = []
+    for p in ports:
+        item: dict[str, Any] = {}
+        if p.name:
+            item["port"] = p.name
+        elif p.all_ports:
+            item["port"] = "1"
+            item["endPort"] = 65535
+        else:
+            item["port"] = str(p.first)
+            if p.last != p.first:
+                item["endPort"] = p.last
+        item["protocol"] = p.protocol
+        items.append(item)
+    rules: dict[str, Any] = {}
+    if http:
+        rules["http"] = [_http(h) for h in http]
+    if dns:
+        rules["dns"] = [{"matchName": d.pattern} if d.exact else {"matchPattern": d.pattern} for d in dns]
+    out = []
+    for i in range(0, len(items), MAX_PORTS):
+        entry: dict[str, Any] = {"ports": items[i:i + MAX_PORTS]}
+        if rules:
+            entry["rules"] = rules
+        out.append(entry)
+    return out
+
+
+def _http(h: HttpMatch) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if h.method is not None:
+        out["method"] = h.method
+    if h.path is not None:
+        out["path"] = h.path
+    if h.host is not None:
+        out["host"] = h.host
+    present = [name for name, value in h.headers if value is None]
+    if present:
+        out["headers"] = present
+    matches = [{"name": name, "value": value} for name, value in h.headers if value is not None]
+    if matches:
+        out["headerMatches"] = matches
+    return out
+
+
+def _peer_field(peer: Peer, direction: Direction) -> str:
+    side = "from" if direction is Direction.INGRESS else "to"
+    match peer:
+        case Workloads():
+            return side + "Endpoints"
+        case Network():
+            return side + "CIDRSet"
+        case DnsName():
+            return "toFQDNs"
+        case Entity() | Anything():
+            return side + "Entities"
+    raise AssertionError(peer)
+
+
+def _peer_item(peer: Peer) -> Any:
+    match peer:
+        case Workloads():
+            return identity_selector(peer)
+        case Network():
+            item: dict[str, Any] = {"cidr": str(peer.cidr)}
+            if peer.excepts:
+                item["except"] = [str(e) for e in peer.excepts]
+            return item
+        case DnsName():
+            return {"matchName": peer.pattern} if peer.exact else {"matchPattern": peer.pattern}
+        case Entity():
+            return peer.kind.value
+        case Anything():
+            return "all"
+    raise AssertionError(peer)
+
+
+def section(rules: list[Rule], direction: Direction) -> list[dict[str, Any]]:
+    """One ingress/egress (or deny) section: rules grouped by traffic, one entry per peer kind
+    (Cilium's L3 fields are mutually exclusive within one rule)."""
+    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for r in rules:
+        traffic = (r.ports is None, r.ports or (), r.http, r.dns)
+        field = _peer_field(r.peer, direction)
+        item = _peer_item(r.peer)
+        if item not in groups[traffic][field]:
+            groups[traffic][field].append(item)
+    out = []
+    for traffic in sorted(groups, key=repr):
+        _, ports, http, dns = traffic
+        for field in sorted(groups[traffic]):
+            entry: dict[str, Any] = {field: groups[traffic][field]}
+            to_ports = ports_entries(None if traffic[0] else ports, http, dns)
+            if to_ports:
+                entry["toPorts"] = to_ports
+            out.append(entry)
+    return out
