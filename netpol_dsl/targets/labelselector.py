@@ -33,6 +33,9 @@ def label_selector(selector: Selector, key: Callable[[str], str] = str) -> dict[
     return body
 
 
+_FLAGS = frozenset({"true", "yes", "on", "1", "enabled"})
+
+
 def slug(selector: Selector) -> str:
     """A readable name fragment from a selector: its values, 'no-key', 'not-key-values'."""
     if selector.is_all:
@@ -40,7 +43,9 @@ def slug(selector: Selector) -> str:
     parts = []
     for c in selector.constraints:
         short = c.key.rsplit("/", 1)[-1]
-        if c.shape is Shape.IN:
+        if c.shape is Shape.IN and len(c.values) == 1 and c.values[0].lower() in _FLAGS:
+            parts.append(short)  # quarantine=true -> "quarantine", not "true"
+        elif c.shape is Shape.IN:
             parts.append("-".join(c.values))
         elif c.shape is Shape.ABSENT:
             parts.append(f"no-{short}")
