@@ -5,7 +5,7 @@ The library behind ``netpol-dsl simulate`` and ``netpol-dsl explain`` (docs/simu
 * :func:`load_manifests` reads manifest files and folders (recursively, ``*.yaml``/``*.yml``,
   multi-document, ``kind: List`` expanded, kustomize ``Kustomization`` files skipped);
 * :func:`make_engine` builds a :class:`SimEngine` by name from the registry (:func:`register_engine`;
-  ``kubernetes`` today, one entry per engine later, each also reading plain NetworkPolicy);
+  ``kubernetes`` here, ``cilium`` in :mod:`netpol_dsl.simulate_cilium`; each also reads plain NetworkPolicy);
 * :func:`load_queries` / :func:`run_queries` answer queries with ``allow``, ``drop`` or ``l7-deny``;
 * :meth:`SimEngine.reachability` gives the pod-to-pod matrix, :meth:`SimEngine.explain` the
   step-by-step decision of one connection.
@@ -441,6 +441,16 @@ class KubernetesSimulator:
 
 
 register_engine("kubernetes", KubernetesSimulator)
+
+
+def _cilium(manifests: Sequence[Manifest], inventory: Inventory) -> SimEngine:
+    """``--engine cilium`` (netpol_dsl.simulate_cilium, which imports this module: loaded on first use)."""
+    from netpol_dsl.simulate_cilium import CiliumSimulator
+
+    return CiliumSimulator(manifests, inventory)
+
+
+register_engine("cilium", _cilium)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import itertools
 from hypothesis import strategies as st
 
 import netpol_dsl as n
-from netpol_dsl.endpoints import Connection, ContainerPort, External, Pod
+from netpol_dsl.endpoints import Connection, ContainerPort, External, HttpRequest, Pod
 from netpol_dsl.ir.selectors import Constraint, Selector, Shape
 
 OWNED = ("ns1", "ns2")
 NAMESPACE_LABELS = {"ns1": {"team": "x"}, "ns2": {}, "other": {"team": "x"}, "kube-system": {}}
 POD_LABELS = [{}, {"app": "a"}, {"app": "b"}, {"q": "true"}, {"app": "a", "q": "true"}, {"app": "b", "q": "true"}]
 EXTERNAL_IPS = ("203.0.113.5", "203.0.113.200", "198.51.100.7", "169.254.169.254")
+EXTERNAL_NAMES = {"203.0.113.5": ("api.example.com",), "198.51.100.7": ("www.example.org",)}
 PORTS = (("TCP", 80), ("TCP", 443), ("TCP", 8080), ("UDP", 53), ("TCP", 53), ("SCTP", 80))
 POD_CIDR = "10.244.0.0/16"
 
@@ -29,11 +30,16 @@ def universe() -> tuple[list[Pod], list[External]]:
         pods.append(Pod(ns, name, labels, NAMESPACE_LABELS[ns], next(ips),
                         (ContainerPort(8080, "TCP", "http"), ContainerPort(80, "TCP", "web"))))
     pods.append(Pod("kube-system", "coredns", {"k8s-app": "kube-dns"}, {}, next(ips)))
-    externals = [External(ipaddress.ip_address(ip)) for ip in EXTERNAL_IPS]
+    externals = [External(ipaddress.ip_address(ip), EXTERNAL_NAMES.get(ip, ())) for ip in EXTERNAL_IPS]
     return pods, externals
 
 
-def connections() -> list[Connection]:
+REQUESTS = (HttpRequest("GET", "/api"), HttpRequest("POST", "/api"), HttpRequest("GET", "/api/v2"))
+
+
+def connections(with_http: bool = False) -> list[Connection]:
+    """Every ordered pair (not external to external) on every probed port; with_http adds, for TCP 80
+    and 8080, the same connection carrying each of a few HTTP requests."""
     pods, externals = universe()
     out = []
     for src in [*pods, *externals]:
@@ -41,6 +47,8 @@ def connections() -> list[Connection]:
             if src is dst or (isinstance(src, External) and isinstance(dst, External)):
                 continue
             out += [Connection(src, dst, proto, port) for proto, port in PORTS]
+            if with_http:
+                out += [Connection(src, dst, "TCP", port, req) for port in (80, 8080) for req in REQUESTS]
     return out
 
 
@@ -69,7 +77,13 @@ external_zones = st.sampled_from([
     n.cidr("203.0.113.0/24"), n.cidr("203.0.113.0/24", except_=["203.0.113.128/25"]), n.cidr("198.51.100.0/24"),
     n.world(), n.anything(),
 ])
+fqdn_zones = st.sampled_from([n.fqdn("api.example.com"), n.fqdn_pattern("*.example.com"),
+                              n.fqdn_pattern("*.example.org"), n.fqdn("nothing.example.net")])
 zones = st.one_of(pod_zones(), pod_zones(), external_zones)
+l7_zones = st.one_of(pod_zones(), pod_zones(), external_zones, fqdn_zones)
+http_rules = st.sampled_from([
+    (), (), (n.get("/api"),), (n.http("POST", "/api.*"),), (n.get("/api/v[0-9]+"), n.get("/api")),
+])
 port_sets = st.sampled_from([
     (), (n.tcp(80),), (n.tcp(80, 443),), (n.tcp(n.port_range(53, 8080)),), (n.udp(53),), (n.tcp("http"),),
     (n.any_protocol(53),), (n.tcp(),),
@@ -77,24 +91,27 @@ port_sets = st.sampled_from([
 
 
 @st.composite
-def rules(draw: st.DrawFn) -> n.RuleSpec:
+def rules(draw: st.DrawFn, l7: bool = False) -> n.RuleSpec:
     action = draw(st.sampled_from(["allow", "allow", "deny", "pass"]))
-    src, dst = draw(zones), draw(zones)
+    src, dst = draw(zones), draw(l7_zones if l7 and action == "allow" else zones)
     ports = draw(port_sets)
     tier = draw(st.sampled_from(["security", "platform", "application", "baseline"]))
     direction = draw(st.sampled_from(["both", "both", "egress", "ingress"]))
     if action == "allow":
-        return n.allow(src >> dst, *ports, tier=tier, direction=direction)
+        http = draw(http_rules) if l7 else ()
+        if http:
+            ports = (draw(st.sampled_from([n.tcp(80), n.tcp(8080), n.tcp(80, 8080)])),)
+        return n.allow(src >> dst, *ports, http=http, tier=tier, direction=direction)
     if action == "deny":
         return n.deny(src >> dst, *ports, tier=tier, direction=direction)
     return n.pass_(src >> dst, *ports, tier=tier, direction=direction)
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> n.Policy:
+def policies(draw: st.DrawFn, l7: bool = False) -> n.Policy:
     owns = [n.namespace("ns1", labels={"team": "x"}), n.namespace("ns2")]
     base = draw(st.sampled_from([None, "both", "ingress", "egress"]))
-    the_rules = draw(st.lists(rules(), min_size=1, max_size=5))
+    the_rules = draw(st.lists(rules(l7), min_size=1, max_size=5))
     bl = None
     if base is not None:
         bl = n.baseline(default_deny=base,  # type: ignore[arg-type]
@@ -111,6 +128,8 @@ def _workloads(zones: tuple[n.Zone, ...]) -> bool:
 
 def _enforceable(r: n.RuleSpec) -> bool:
     """Whether some side of the rule is in-cluster workloads that can enforce it (else NPD015)."""
+    if any(isinstance(z, n.Fqdn) for z in r.flow.sources):
+        return False
     src, dst = _workloads(r.flow.sources), _workloads(r.flow.destinations)
     return {"both": src or dst, "egress": src, "ingress": dst}[r.direction]
 

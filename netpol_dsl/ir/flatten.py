@@ -124,6 +124,7 @@ class Layered:
 
     allows: tuple[Rule, ...]
     denies: tuple[Rule, ...]
+    isolations: tuple[Isolation, ...]  # every allow's subject, even when carving left it nothing
     diagnostics: tuple[Diagnostic, ...]
 
 
@@ -136,10 +137,12 @@ def layer(program: Program) -> Layered:
     """
     allows: list[Rule] = []
     denies: list[Rule] = []
+    isolations: set[Isolation] = set(program.isolations)
     diags: list[Diagnostic] = []
     for direction in (Direction.INGRESS, Direction.EGRESS):
         rules = [r for r in program.rules if r.direction is direction]
         passes = [r for r in rules if r.action is Action.PASS]
+        isolations.update(Isolation(r.subject, direction, r.origins) for r in rules if r.action is Action.ALLOW)
         carved_allows: list[Rule] = []
         for a in (r for r in rules if r.action is Action.ALLOW):
             pieces = [a]
@@ -169,5 +172,6 @@ def layer(program: Program) -> Layered:
     return Layered(
         allows=tuple(sorted({r.sort_key(): r for r in allows}.values(), key=Rule.sort_key)),
         denies=tuple(sorted({r.sort_key(): r for r in denies}.values(), key=Rule.sort_key)),
+        isolations=tuple(sorted(isolations, key=lambda i: (i.direction.value, i.subject))),
         diagnostics=tuple(diags),
     )

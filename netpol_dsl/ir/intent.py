@@ -19,6 +19,10 @@ This evaluator is the definition every target must implement (docs/concepts.md,
 4. Ingress from the node a pod runs on is always allowed (kubelet health checks; the
    NetworkPolicy API guarantees it and no engine lets a policy block it), and so is a
    pod's traffic to itself (loopback).
+5. An allow with HTTP rules makes its port an HTTP port between its subject and its peer:
+   there, traffic that is not an HTTP request is dropped, whatever other allows say (every
+   L7 engine hands the whole port to an HTTP proxy).  HTTP requests are decided as above:
+   they pass an HTTP allow whose rules match them, or an allow without HTTP rules.
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ def http_matches(match: HttpMatch, conn: Connection) -> bool:
 
 
 def rule_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> bool:
+    return l4_matches(rule, subject, peer, conn) and (
+        not rule.http or any(http_matches(h, conn) for h in rule.http))
+
+
+def l4_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> bool:
+    """Subject, peer and port match (HTTP rules not considered)."""
     if not rule.subject.matches(subject.namespace_label_map, subject.label_map):
         return False
     if not peer_matches(rule.peer, peer, subject):
@@ -89,8 +99,6 @@ def rule_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> 
         named = conn.dst.named_ports(conn.protocol) if isinstance(conn.dst, Pod) else {}
         if not any(p.matches(conn.protocol, conn.port, named) for p in rule.ports):
             return False
-    if rule.http:
-        return any(http_matches(h, conn) for h in rule.http)
     return True
 
 
@@ -107,6 +115,12 @@ def decide_side(program: Program, pod: Pod, direction: Direction, conn: Connecti
     if direction is Direction.INGRESS and isinstance(peer, Node) and pod.node and peer.name == pod.node:
         return Decision(True, f"ingress of {pod.describe()} from its own node is always allowed")
     candidates = [r for r in program.rules if r.direction is direction]
+    if conn.http is None:
+        l7 = next((r for r in candidates
+                   if r.action is Action.ALLOW and r.http and l4_matches(r, pod, peer, conn)), None)
+        if l7 is not None:
+            return Decision(False, f"{conn.protocol.lower()}/{conn.port} is an HTTP port here ({l7.describe()}): "
+                            "traffic that is not an HTTP request is dropped", l7)
     for tier in program.tiers:
         matched = [r for r in candidates if r.tier == tier and rule_matches(r, pod, peer, conn)]
         for action in (Action.DENY, Action.PASS, Action.ALLOW):

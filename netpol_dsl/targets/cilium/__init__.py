@@ -21,7 +21,7 @@ import attrs
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.flatten import layer
 from netpol_dsl.ir.peers import DnsName, Workloads
-from netpol_dsl.ir.program import Action, Direction, Program, Rule
+from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, section
@@ -113,8 +113,14 @@ class _Compiler:
                 field = ("ingress" if r.direction is Direction.INGRESS else "egress") + ("Deny" if deny_only else "")
                 pol.sections[field].append(r)
                 pol.origins.update(r.origins)
-        for iso in program.isolations:
-            pol = self.policies[self.key(iso.subject, "default-deny", False, False)]
+        baseline = {(i.subject, i.direction) for i in program.isolations}
+        for iso in layered.isolations:
+            if (iso.subject, iso.direction) in baseline:
+                pol = self.policies[self.key(iso.subject, "default-deny", False, False)]
+            elif self.isolated_already(iso):
+                continue
+            else:  # carving left this allow's subject nothing: it must stay default-deny
+                pol = self.policies[self.key(iso.subject, "", False, False)]
             pol.isolate.add(iso.direction)
             pol.origins.update(iso.origins)
         if any(d.severity is Severity.ERROR for d in self.diags):
@@ -122,6 +128,14 @@ class _Compiler:
         used: set[tuple[str, str, str]] = set()
         manifests = [self.manifest(k, self.policies[k], used) for k in sorted(self.policies)]
         return Output(tuple(sorted(manifests, key=lambda m: m.filename)), tuple(self.diags))
+
+    def isolated_already(self, iso: Isolation) -> bool:
+        """A baseline default deny covering these pods, or an allow section for exactly them."""
+        if any(b.direction is iso.direction and iso.subject.issubset(b.subject) for b in self.program.isolations):
+            return True
+        field = "ingress" if iso.direction is Direction.INGRESS else "egress"
+        return any(k.subject == iso.subject and not k.deny_only and p.sections.get(field)
+                   for k, p in self.policies.items())
 
     def manifest(self, key: _Key, pol: _Policy, used: set[tuple[str, str, str]]) -> Manifest:
         kind = CCNP if key.clusterwide else CNP
@@ -151,7 +165,7 @@ class _Compiler:
             direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
             rules = pol.sections.get(field)
             if rules:
-                spec[field] = section(rules, direction)
+                spec[field] = section(rules, direction, deny=field.endswith("Deny"))
             elif field == direction.value and direction in pol.isolate:
                 spec[field] = [{}]  # an empty rule: default deny, nothing allowed
         if key.deny_only:

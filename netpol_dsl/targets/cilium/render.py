@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads
+from netpol_dsl.ir.peers import Anything, DnsName, Entity, EntityKind, Network, Peer, Workloads
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Direction, HttpMatch, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Constraint, Selector, Shape
@@ -126,16 +126,33 @@ def _peer_item(peer: Peer) -> Any:
     raise AssertionError(peer)
 
 
-def section(rules: list[Rule], direction: Direction) -> list[dict[str, Any]]:
+# Every identity but the pod's own node ("host"): what "anything" means in an ingress deny, since
+# traffic from its own node (kubelet probes) is never restricted by the intent's semantics.
+NOT_HOST_ENTITIES = ("world", "remote-node", "kube-apiserver", "ingress", "health", "init", "unmanaged")
+_ALL_PODS = Workloads(Selector(), Selector())
+
+
+def _items(peer: Peer, direction: Direction, deny: bool) -> list[tuple[str, Any]]:
+    """(field, item) pairs for one peer; ingress denies leave the pod's own node out."""
+    if deny and direction is Direction.INGRESS and isinstance(peer, Anything | Entity):
+        kind = peer.kind if isinstance(peer, Entity) else None
+        if kind is EntityKind.HOST:
+            return []
+        if kind is None or kind is EntityKind.CLUSTER:
+            entities = NOT_HOST_ENTITIES if kind is None else ("remote-node", "kube-apiserver")
+            return [("fromEndpoints", identity_selector(_ALL_PODS)), *(("fromEntities", e) for e in entities)]
+    return [(_peer_field(peer, direction), _peer_item(peer))]
+
+
+def section(rules: list[Rule], direction: Direction, deny: bool = False) -> list[dict[str, Any]]:
     """One ingress/egress (or deny) section: rules grouped by traffic, one entry per peer kind
     (Cilium's L3 fields are mutually exclusive within one rule)."""
     groups: dict[tuple[Any, ...], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for r in rules:
         traffic = (r.ports is None, r.ports or (), r.http, r.dns)
-        field = _peer_field(r.peer, direction)
-        item = _peer_item(r.peer)
-        if item not in groups[traffic][field]:
-            groups[traffic][field].append(item)
+        for field, item in _items(r.peer, direction, deny):
+            if item not in groups[traffic][field]:
+                groups[traffic][field].append(item)
     out = []
     for traffic in sorted(groups, key=repr):
         _, ports, http, dns = traffic
