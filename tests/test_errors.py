@@ -86,7 +86,7 @@ def test_error_code(code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_every_code_has_a_case() -> None:
-    tested = {*CASES, "NPD103", "NPD104", "NPD401", "NPD501"}  # tests/test_cli.py, tests/verify
+    tested = {*CASES, "NPD103", "NPD104", "NPD401", "NPD501", "NPD301"}  # test_cli.py, tests/verify, below
     assert {c.name for c in Code} == tested
 
 
@@ -97,3 +97,13 @@ def test_policy_arguments_are_type_checked_from_untyped_code(tmp_path: Path,
     assert exit_code == 1
     assert ('untyped.py:2: error[NPD018]: wrong argument type: argument "rules" of Policy: item 0 of tuple is not '
             "an instance of netpol_dsl.dsl.policy.RuleSpec") in err
+
+
+def test_warning_npd301_l7_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "l7.py"
+    path.write_text(HEAD + SHOP + 'policy = Policy("p", rules=[allow(web >> api, tcp(80), http=get("/"))])  # <-\n')
+    assert main(["build", str(path), "-t", "cilium", "-o", "-"]) == 0
+    err = capsys.readouterr().err
+    assert "l7.py:5: warning[NPD301]: allow 'shop/app=web -> shop/app=api' puts HTTP rules on tcp/80" in err
+    assert err.count("warning[NPD301]") == 1
+

@@ -21,6 +21,7 @@ import attrs
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.flatten import layer
 from netpol_dsl.ir.peers import DnsName, Workloads
+from netpol_dsl.ir.ports import describe_ports
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
@@ -101,6 +102,13 @@ class _Compiler:
         program = attrs.evolve(self.program, rules=tuple(r for r in self.program.rules if self.check(r)))
         layered = layer(program)
         self.diags += layered.diagnostics
+        for r in layered.allows:
+            if r.http:
+                self.diags.append(Diagnostic(
+                    Code.NPD301, f"allow '{r.flow}' puts HTTP rules on {describe_ports(r.ports)}: Cilium sends every "
+                    "connection on that port between these workloads through its HTTP proxy, so other requests get "
+                    "403 and non-HTTP traffic (websockets, raw TCP) is dropped", r.location, Severity.WARNING,
+                    hint="give such traffic a port of its own"))
         by_subject: dict[tuple[Workloads, str, bool], list[Rule]] = defaultdict(list)
         for r in layered.allows:
             by_subject[(r.subject, r.group, False)].append(r)
