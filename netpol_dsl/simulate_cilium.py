@@ -26,9 +26,9 @@ from netpol_dsl.endpoints import Connection, Endpoint, External, Pod
 from netpol_dsl.engines.cilium import CiliumEngine, ManifestError
 from netpol_dsl.engines.cilium.parse import parse_documents
 from netpol_dsl.inventory import InputError, Inventory
+from netpol_dsl.provenance import SOURCE_ANNOTATION
 from netpol_dsl.simulate import ICMP_PROTOCOLS, Decision, Manifest, Query, _describe, _provenance
 
-SOURCE_ANNOTATION = "netpol-dsl.dev/source"
 _NAMESPACED = frozenset({"CiliumNetworkPolicy", "NetworkPolicy"})
 _POLICY_KINDS = frozenset({"CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "NetworkPolicy"})
 _SPECS_SUFFIX = re.compile(r" specs\[\d+\]$")

@@ -21,14 +21,12 @@ from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Worklo
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
+from netpol_dsl.provenance import object_metadata
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 from netpol_dsl.targets.labelselector import label_selector, slug
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "netpol-dsl"}
-SOURCE_ANNOTATION = "netpol-dsl.dev/source"
-POLICY_LABEL = "netpol-dsl.dev/policy"
 # address space where pod and service IPs usually live; ipBlock may match pods there on some engines
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in
                  ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
@@ -191,16 +189,10 @@ class _Compiler:
             rendered = self.rules(key.namespace, pol.rules[direction], peers)
             if rendered:
                 spec[field] = rendered
-        sources = ", ".join(str(loc) for loc in sorted(pol.origins))
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {
-                "name": name,
-                "namespace": key.namespace,
-                "labels": {**MANAGED_BY, POLICY_LABEL: self.program.name},
-                "annotations": {SOURCE_ANNOTATION: sources},
-            },
+            "metadata": object_metadata(name, key.namespace, self.program.name, pol.origins),
             "spec": spec,
         }
         return Manifest(KIND, name, key.namespace, body, f"networkpolicy_{key.namespace}_{name}.yaml")

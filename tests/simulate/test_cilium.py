@@ -50,7 +50,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for name in EXAMPLES:
         done = subprocess.run([sys.executable, "-m", "netpol_dsl", "build", f"examples/{name}.py", "-t", "cilium",
                                "-o", "-"], cwd=ROOT, capture_output=True, text=True, check=False)
-        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert done.returncode == 0, done.stderr
+        assert "error[" not in done.stderr  # warnings (NPD301 for the L7 example) are expected
         out[name] = done.stdout
     return out
 

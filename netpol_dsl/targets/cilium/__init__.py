@@ -24,6 +24,7 @@ from netpol_dsl.ir.peers import DnsName, Workloads
 from netpol_dsl.ir.ports import describe_ports
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
+from netpol_dsl.provenance import object_metadata
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, section
 from netpol_dsl.targets.labelselector import label_selector, slug
@@ -31,9 +32,6 @@ from netpol_dsl.targets.labelselector import label_selector, slug
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "netpol-dsl"}
-SOURCE_ANNOTATION = "netpol-dsl.dev/source"
-POLICY_LABEL = "netpol-dsl.dev/policy"
 MIN_VERSION = "1.16"  # enableDefaultDeny and endPort
 
 Y, P, N = Support.YES, Support.PARTIAL, Support.NO
@@ -178,11 +176,7 @@ class _Compiler:
                 spec[field] = [{}]  # an empty rule: default deny, nothing allowed
         if key.deny_only:
             spec["enableDefaultDeny"] = {"ingress": False, "egress": False}
-        metadata: dict[str, Any] = {"name": name}
-        if not key.clusterwide:
-            metadata["namespace"] = key.namespace
-        metadata["labels"] = {**MANAGED_BY, POLICY_LABEL: self.program.name}
-        metadata["annotations"] = {SOURCE_ANNOTATION: ", ".join(str(loc) for loc in sorted(pol.origins))}
+        metadata = object_metadata(name, None if key.clusterwide else key.namespace, self.program.name, pol.origins)
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
         filename = (f"ciliumclusterwidenetworkpolicy_{name}.yaml" if key.clusterwide
                     else f"ciliumnetworkpolicy_{key.namespace}_{name}.yaml")
