@@ -114,6 +114,7 @@ class ClusterDNS:
     namespace: str = "kube-system"
     labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
     node_local_ip: str | None = None
+    proxy_all_names: bool = False  # DNS proxy rules for FQDN egress cover every name ("*"), not just those used
 
     def zone(self) -> Pods:
         return cluster_dns(self.namespace, dict(self.labels))
@@ -125,15 +126,20 @@ def dns(
     labels: dict[str, str] | None = None,
     *,
     node_local_ip: str | None = None,
+    proxy_all_names: bool = False,
 ) -> ClusterDNS:
-    """The DNS allow of the baseline (UDP and TCP 53); ``node_local_ip`` adds node-local-dns."""
+    """The DNS allow of the baseline (UDP and TCP 53); ``node_local_ip`` adds node-local-dns.
+
+    ``proxy_all_names=True``: the DNS rule an FQDN flow brings (Cilium's DNS proxy) lets the proxy see
+    every lookup (``matchPattern: "*"``), not only the names the pods' FQDN rules use; useful when
+    pods also resolve in-cluster names and the baseline does not allow DNS on its own."""
     if node_local_ip is not None:
         values.network(node_local_ip, "node-local-dns address")
     pairs = tuple(sorted((labels or {"k8s-app": "kube-dns"}).items()))
     for k, v in pairs:
         values.label_key(k)
         values.label_value(v, k)
-    return ClusterDNS(values.dns_label(namespace, "namespace name"), pairs, node_local_ip)
+    return ClusterDNS(values.dns_label(namespace, "namespace name"), pairs, node_local_ip, proxy_all_names)
 
 
 @attrs.frozen

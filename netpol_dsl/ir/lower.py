@@ -143,6 +143,8 @@ class _Lowering:
                 names.setdefault((r.tier, r.subject), set()).add(r.peer)
                 origins.setdefault((r.tier, r.subject), set()).update(r.origins)
         for (tier, subject), found in sorted(names.items()):
+            if resolver.proxy_all_names:
+                found = {DnsName("*", exact=False)}
             self.add(Rule(tier, Action.ALLOW, Direction.EGRESS, subject, dns_peer, dns53, (),
                           "DNS lookups for FQDN egress", "fqdn-dns", tuple(sorted(origins[(tier, subject)])),
                           dns=tuple(sorted(found))))

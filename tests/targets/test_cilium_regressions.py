@@ -35,3 +35,19 @@ def test_an_ingress_deny_of_anything_spares_the_pods_own_node() -> None:
     assert engine.evaluate(Connection(Node("node-1"), pod, "TCP", 8080)).allowed  # kubelet probe
     assert not engine.evaluate(Connection(Node("node-2"), pod, "TCP", 8080)).allowed
     assert not engine.evaluate(Connection(other, pod, "TCP", 8080)).allowed
+
+
+def _dns_rules(policy: n.Policy) -> list[object]:
+    [m] = [m for m in compile_policy(policy, "cilium").manifests if m.name.startswith("fqdn-dns")]
+    return [p["rules"] for rule in m.body["spec"]["egress"] for p in rule["toPorts"]]
+
+
+def test_fqdn_flows_bring_dns_rules_for_exactly_their_names_unless_opted_in() -> None:
+    demo = NS1.pods(app="demo")
+    rules = [n.allow(demo >> n.fqdn("a.example.com"), n.tcp(443)),
+             n.allow(demo >> n.fqdn_pattern("*.example.org"), n.tcp(443))]
+    exact = n.Policy("p", owns=[NS1], baseline=n.baseline(default_deny="egress", dns=None), rules=rules)
+    assert _dns_rules(exact) == [{"dns": [{"matchPattern": "*.example.org"}, {"matchName": "a.example.com"}]}]
+    everything = n.Policy("p", owns=[NS1], baseline=n.baseline(default_deny="egress",
+                                                                   dns=n.dns(proxy_all_names=True)), rules=rules)
+    assert _dns_rules(everything) == [{"dns": [{"matchPattern": "*"}]}]
