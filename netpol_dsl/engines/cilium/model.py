@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 import attrs
 
-from netpol_dsl.endpoints import ApiServer, Connection, Endpoint, External, IPAddress, Node, Pod
+from netpol_dsl.endpoints import ApiServer, Connection, Endpoint, External, Node, Pod
 from netpol_dsl.engines.cilium.l7 import DnsPattern, HttpRule
 from netpol_dsl.engines.cilium.selectors import EndpointPeer, Identity, Selector, is_own_node
+from netpol_dsl.engines.manifest import CidrBlock, PortSpec
 
 Direction = Literal["ingress", "egress"]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 # need --enable-extended-ip-protocols; matched by protocol alone (they have no ports)
@@ -53,37 +52,16 @@ ICMP_PROTOCOLS = {"IPv4": frozenset({"ICMP"}), "IPv6": frozenset({"ICMPV6", "ICM
 
 
 @attrs.frozen
-class PortProtocol:
+class PortProtocol(PortSpec):
     """One ``ports[]`` item: ``protocol`` TCP/UDP/SCTP/ANY (or an extended IP protocol), ``port``
     a number, a named container port or None (every port), ``end_port`` an inclusive range end."""
-
-    protocol: str
-    port: int | str | None = None
-    end_port: int | None = None
 
     def matches(self, protocol: str, port: int, destination: Endpoint) -> bool:
         if self.protocol in EXTENDED_PROTOCOLS:
             return protocol == self.protocol
         if protocol not in PORT_PROTOCOLS or self.protocol not in ("ANY", protocol):
             return False
-        if self.port is None:
-            return True
-        if isinstance(self.port, str):
-            # named ports resolve on the destination pod's containers, for the connection's protocol
-            if not isinstance(destination, Pod):
-                return False
-            return destination.named_ports(protocol).get(self.port) == port
-        if self.end_port is None:
-            return port == self.port
-        return self.port <= port <= self.end_port
-
-    def describe(self) -> str:
-        proto = self.protocol
-        if self.port is None:
-            return f"{proto}/any"
-        if self.end_port is not None:
-            return f"{proto}/{self.port}-{self.end_port}"
-        return f"{proto}/{self.port}"
+        return self.covers(protocol, port, destination)
 
 
 @attrs.frozen
@@ -127,14 +105,8 @@ class PortRule:
 
 
 @attrs.frozen
-class CidrSet:
-    cidr: Network
-    excepts: tuple[Network, ...] = ()
-
-    def matches(self, ip: IPAddress) -> bool:
-        if ip.version != self.cidr.version or ip not in self.cidr:
-            return False
-        return not any(ip.version == e.version and ip in e for e in self.excepts)
+class CidrSet(CidrBlock):
+    """A CIDR with exceptions of a CIDR peer."""
 
 
 @attrs.frozen

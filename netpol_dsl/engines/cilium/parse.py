@@ -8,7 +8,6 @@ Fields the evaluator cannot decide from a :class:`~netpol_dsl.endpoints.Connecti
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +23,6 @@ from netpol_dsl.engines.cilium.model import (
     CidrSet,
     Direction,
     IcmpField,
-    Network,
     Policy,
     PortProtocol,
     PortRule,
@@ -35,11 +33,21 @@ from netpol_dsl.engines.cilium.selectors import (
     SOURCE_K8S,
     EndpointPeer,
     Selector,
-    _list,
-    _mapping,
-    _string,
     endpoint_peer,
     parse_selector,
+)
+from netpol_dsl.engines.manifest import ManifestError as ManifestError  # re-exported (shared by both engines)
+from netpol_dsl.engines.manifest import (
+    Network,
+    as_end_port,
+    as_int,
+    as_list,
+    as_mapping,
+    as_network,
+    as_port,
+    as_string,
+    check_peer,
+    policy_types,
 )
 
 CILIUM_API_VERSION = "cilium.io/v2"
@@ -69,15 +77,6 @@ _RULE_FIELDS: dict[tuple[Direction, bool], frozenset[str]] = {
 }
 
 
-class ManifestError(ValueError):
-    """A document the engine cannot read; ``position`` is its index in the sequence given."""
-
-    def __init__(self, position: int, detail: str) -> None:
-        self.position = position
-        self.detail = detail
-        super().__init__(f"document {position}: {detail}")
-
-
 @attrs.frozen
 class CidrGroup:
     name: str
@@ -97,21 +96,7 @@ def _check_fields(raw: Mapping[str, Any], allowed: frozenset[str], where: str) -
 def _opt_list(raw: Mapping[str, Any], key: str, where: str) -> Sequence[Any] | None:
     """None when the field is absent (or null), else the list (possibly empty)."""
     value = raw.get(key)
-    return None if value is None else _list(value, f"{where}.{key}")
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
-def _network(value: Any, where: str) -> Network:
-    text = _string(value, where)
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError as exc:
-        raise ValueError(f"{where}: invalid CIDR {text!r}") from exc
+    return None if value is None else as_list(value, f"{where}.{key}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,54 +104,41 @@ def _network(value: Any, where: str) -> Network:
 
 
 def _parse_port(value: Any, where: str, default_protocol: str) -> PortProtocol:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, frozenset({"port", "endPort", "protocol"}), where)
-    protocol = _string(raw.get("protocol") or default_protocol, f"{where}.protocol")
+    protocol = as_string(raw.get("protocol") or default_protocol, f"{where}.protocol")
     allowed = PORT_PROTOCOLS if default_protocol == "TCP" else PORT_PROTOCOLS | EXTENDED_PROTOCOLS | {"ANY"}
     if protocol not in allowed:
         raise ValueError(f"{where}: unsupported protocol {protocol!r}")
     port_value = raw.get("port")
-    port: int | str | None = None
     if isinstance(port_value, str) and port_value.isdigit():
         port_value = int(port_value)
-    if isinstance(port_value, str):
-        if not port_value:
-            raise ValueError(f"{where}.port: empty port name")
-        port = port_value
-    elif port_value is not None:
-        number = _int(port_value, f"{where}.port")
-        if not 0 <= number <= 65535:
-            raise ValueError(f"{where}.port: {number} is out of range")
-        port = number or None  # port 0 = every port
+    port = None if port_value is None else as_port(port_value, where, lowest=0) or None  # port 0 = every port
     end_value = raw.get("endPort")
     end_port: int | None = None
-    if end_value is not None and end_value != 0:
-        end_port = _int(end_value, f"{where}.endPort")
-        if not isinstance(port, int):
-            raise ValueError(f"{where}: endPort requires a numeric port")
-        if not port <= end_port <= 65535:
-            raise ValueError(f"{where}: endPort {end_port} must be within [{port}, 65535]")
+    if end_value is not None and end_value != 0:  # endPort 0 = no range
+        end_port = as_end_port(end_value, port, where)
     return PortProtocol(protocol, port, end_port)
 
 
 def _parse_http(value: Any, where: str) -> HttpRule:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, frozenset({"method", "path", "host", "headers", "headerMatches"}), where)
     fields = {}
     for key in ("method", "path", "host"):
         text = raw.get(key)
         if text:
-            fields[key] = compile_regex(_string(text, f"{where}.{key}"), f"{where}.{key}")
-    headers = [parse_header(_string(h, f"{where}.headers")) for h in _list(raw.get("headers"), f"{where}.headers")]
-    for i, item in enumerate(_list(raw.get("headerMatches"), f"{where}.headerMatches")):
+            fields[key] = compile_regex(as_string(text, f"{where}.{key}"), f"{where}.{key}")
+    headers = [parse_header(as_string(h, f"{where}.headers")) for h in as_list(raw.get("headers"), f"{where}.headers")]
+    for i, item in enumerate(as_list(raw.get("headerMatches"), f"{where}.headerMatches")):
         here = f"{where}.headerMatches[{i}]"
-        match = _mapping(item, here)
+        match = as_mapping(item, here)
         _check_fields(match, frozenset({"name", "value", "secret", "mismatch"}), here)
-        name = _string(match.get("name"), f"{here}.name")
+        name = as_string(match.get("name"), f"{here}.name")
         if match.get("mismatch") is not None:
             continue  # a mismatch only logs or rewrites the header: the rule still matches
         if match.get("value") is not None:
-            headers.append(HeaderCheck(name, _string(match["value"], f"{here}.value")))
+            headers.append(HeaderCheck(name, as_string(match["value"], f"{here}.value")))
         elif match.get("secret") is not None:
             headers.append(HeaderCheck(name, never=True))
         else:
@@ -175,20 +147,20 @@ def _parse_http(value: Any, where: str) -> HttpRule:
 
 
 def _parse_dns(value: Any, where: str) -> DnsPattern:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, frozenset({"matchName", "matchPattern"}), where)
     if ("matchName" in raw) == ("matchPattern" in raw):
         raise ValueError(f"{where}: exactly one of matchName and matchPattern is required")
     exact = "matchName" in raw
-    return dns_pattern(_string(raw["matchName" if exact else "matchPattern"], where), exact, where)
+    return dns_pattern(as_string(raw["matchName" if exact else "matchPattern"], where), exact, where)
 
 
 def _parse_port_rule(value: Any, where: str, direction: Direction, deny: bool) -> PortRule:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     allowed = {"ports"} if deny else {"ports", "rules", "originatingTLS", "terminatingTLS"}
     _check_fields(raw, frozenset(allowed), where)
-    ports = tuple(_parse_port(p, f"{where}.ports[{i}]", "ANY") for i, p in enumerate(_list(raw.get("ports"), where)))
-    rules = _mapping(raw.get("rules"), f"{where}.rules")
+    ports = tuple(_parse_port(p, f"{where}.ports[{i}]", "ANY") for i, p in enumerate(as_list(raw.get("ports"), where)))
+    rules = as_mapping(raw.get("rules"), f"{where}.rules")
     _check_fields(rules, frozenset({"http", "dns"}), f"{where}.rules")
     http_raw, dns_raw = _opt_list(rules, "http", f"{where}.rules"), _opt_list(rules, "dns", f"{where}.rules")
     if http_raw is not None and dns_raw is not None:
@@ -209,13 +181,13 @@ def _parse_icmps(value: Sequence[Any], where: str) -> tuple[IcmpField, ...]:
     out = []
     for i, item in enumerate(value):
         here = f"{where}[{i}]"
-        raw = _mapping(item, here)
+        raw = as_mapping(item, here)
         _check_fields(raw, frozenset({"fields"}), here)
-        for j, field in enumerate(_list(raw.get("fields"), f"{here}.fields")):
+        for j, field in enumerate(as_list(raw.get("fields"), f"{here}.fields")):
             at = f"{here}.fields[{j}]"
-            fraw = _mapping(field, at)
+            fraw = as_mapping(field, at)
             _check_fields(fraw, frozenset({"family", "type"}), at)
-            family = _string(fraw.get("family") or "IPv4", f"{at}.family")
+            family = as_string(fraw.get("family") or "IPv4", f"{at}.family")
             if family not in ICMP_TYPES:
                 raise ValueError(f"{at}: unknown family {family!r}")
             kind = fraw.get("type")
@@ -225,7 +197,7 @@ def _parse_icmps(value: Sequence[Any], where: str) -> tuple[IcmpField, ...]:
                 if kind not in ICMP_TYPES[family]:
                     raise ValueError(f"{at}: unknown {family} ICMP type {kind!r}")
                 kind = ICMP_TYPES[family][kind]
-            number = _int(kind, f"{at}.type")
+            number = as_int(kind, f"{at}.type")
             if not 0 <= number <= 255:
                 raise ValueError(f"{at}.type: {number} is out of range")
             out.append(IcmpField(family, number))
@@ -237,20 +209,19 @@ def _parse_icmps(value: Sequence[Any], where: str) -> tuple[IcmpField, ...]:
 
 
 def _parse_cidr_set(value: Any, where: str, groups: Mapping[str, CidrGroup]) -> CidrPeer:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, frozenset({"cidr", "cidrGroupRef", "cidrGroupSelector", "except"}), where)
     given = [k for k in ("cidr", "cidrGroupRef", "cidrGroupSelector") if raw.get(k) is not None]
     if len(given) != 1:
         raise ValueError(f"{where}: exactly one of cidr, cidrGroupRef and cidrGroupSelector is required")
-    excepts = tuple(_network(e, f"{where}.except") for e in _list(raw.get("except"), f"{where}.except"))
+    excepts = tuple(as_network(e, f"{where}.except") for e in as_list(raw.get("except"), f"{where}.except"))
     if given[0] == "cidr":
-        cidr = _network(raw["cidr"], f"{where}.cidr")
-        text = str(cidr) + (f" except {', '.join(map(str, excepts))}" if excepts else "")
-        return CidrPeer((CidrSet(cidr, excepts),), text)
+        block = CidrSet(as_network(raw["cidr"], f"{where}.cidr"), excepts)
+        return CidrPeer((block,), block.describe())
     if excepts:
         raise ValueError(f"{where}: except cannot be combined with {given[0]}")
     if given[0] == "cidrGroupRef":
-        name = _string(raw["cidrGroupRef"], f"{where}.cidrGroupRef")
+        name = as_string(raw["cidrGroupRef"], f"{where}.cidrGroupRef")
         group = groups.get(name)
         if group is None:
             return CidrPeer((), f"cidrGroupRef {name} (no such CiliumCIDRGroup: matches nothing)")
@@ -265,7 +236,7 @@ def _parse_cidr_set(value: Any, where: str, groups: Mapping[str, CidrGroup]) -> 
 
 def _parse_rule(value: Any, where: str, direction: Direction, deny: bool, namespace: str | None,
                 groups: Mapping[str, CidrGroup]) -> Rule:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, _RULE_FIELDS[(direction, deny)], where)
     side = "from" if direction == "ingress" else "to"
     endpoints_raw = _opt_list(raw, f"{side}Endpoints", where)
@@ -274,7 +245,7 @@ def _parse_rule(value: Any, where: str, direction: Direction, deny: bool, namesp
         for i, s in enumerate(endpoints_raw))
     entities_raw = _opt_list(raw, f"{side}Entities", where)
     entities = None if entities_raw is None else tuple(
-        _string(e, f"{where}.{side}Entities") for e in entities_raw)
+        as_string(e, f"{where}.{side}Entities") for e in entities_raw)
     for entity in entities or ():
         if entity not in ENTITIES:
             raise ValueError(f"{where}.{side}Entities: unknown entity {entity!r}")
@@ -282,21 +253,21 @@ def _parse_rule(value: Any, where: str, direction: Direction, deny: bool, namesp
     cidr_set_raw = _opt_list(raw, f"{side}CIDRSet", where)
     cidrs: tuple[CidrPeer, ...] | None = None
     if cidr_raw is not None or cidr_set_raw is not None:
-        plain = [_network(c, f"{where}.{side}CIDR[{i}]") for i, c in enumerate(cidr_raw or ())]
+        plain = [as_network(c, f"{where}.{side}CIDR[{i}]") for i, c in enumerate(cidr_raw or ())]
         cidrs = tuple(CidrPeer((CidrSet(n),), str(n)) for n in plain) + tuple(
             _parse_cidr_set(c, f"{where}.{side}CIDRSet[{i}]", groups) for i, c in enumerate(cidr_set_raw or ()))
     fqdn_raw = _opt_list(raw, "toFQDNs", where)
     fqdns = None if fqdn_raw is None else tuple(
         _parse_dns(f, f"{where}.toFQDNs[{i}]") for i, f in enumerate(fqdn_raw))
     to_ports = tuple(_parse_port_rule(p, f"{where}.toPorts[{i}]", direction, deny)
-                     for i, p in enumerate(_list(raw.get("toPorts"), f"{where}.toPorts")))
-    icmps = _parse_icmps(_list(raw.get("icmps"), f"{where}.icmps"), f"{where}.icmps")
+                     for i, p in enumerate(as_list(raw.get("toPorts"), f"{where}.toPorts")))
+    icmps = _parse_icmps(as_list(raw.get("icmps"), f"{where}.icmps"), f"{where}.icmps")
     return Rule(where, endpoints, entities, cidrs, fqdns, False, to_ports, icmps)
 
 
 def parse_cilium_spec(raw_value: Any, ident: str, kind: str, name: str, namespace: str | None,
                       spec_index: int | None, groups: Mapping[str, CidrGroup]) -> Policy:
-    raw = _mapping(raw_value, ident)
+    raw = as_mapping(raw_value, ident)
     _check_fields(raw, _SPEC_FIELDS, ident)
     endpoint_selector, node_selector = raw.get("endpointSelector"), raw.get("nodeSelector")
     if (endpoint_selector is None) == (node_selector is None):
@@ -315,7 +286,7 @@ def parse_cilium_spec(raw_value: Any, ident: str, kind: str, name: str, namespac
         rules[key] = tuple(
             _parse_rule(r, f"{ident} {key}[{i}]", side, key.endswith("Deny"), namespace, groups)
             for i, r in enumerate(items or ()))
-    toggles = _mapping(raw.get("enableDefaultDeny"), f"{ident}.enableDefaultDeny")
+    toggles = as_mapping(raw.get("enableDefaultDeny"), f"{ident}.enableDefaultDeny")
     _check_fields(toggles, frozenset({"ingress", "egress"}), f"{ident}.enableDefaultDeny")
     default_deny: set[Direction] = set()
     both: tuple[Direction, Direction] = ("ingress", "egress")
@@ -340,21 +311,18 @@ def _k8s_selector(value: Any, where: str) -> Selector:
 
 
 def _k8s_rule(value: Any, where: str, peer_field: str, namespace: str) -> Rule:
-    raw = _mapping(value, where)
+    raw = as_mapping(value, where)
     _check_fields(raw, frozenset({peer_field, "ports"}), where)
     endpoints: list[EndpointPeer] = []
     cidrs: list[CidrPeer] = []
-    peers = _list(raw.get(peer_field), f"{where}.{peer_field}")
+    peers = as_list(raw.get(peer_field), f"{where}.{peer_field}")
     for i, item in enumerate(peers):
         here = f"{where}.{peer_field}[{i}]"
-        peer = _mapping(item, here)
+        peer = as_mapping(item, here)
         _check_fields(peer, frozenset({"podSelector", "namespaceSelector", "ipBlock"}), here)
         pods, nss, block = peer.get("podSelector"), peer.get("namespaceSelector"), peer.get("ipBlock")
-        if pods is None and nss is None and block is None:
-            raise ValueError(f"{here}: a peer must set podSelector, namespaceSelector or ipBlock")
+        check_peer(pods, nss, block, here)
         if block is not None:
-            if pods is not None or nss is not None:
-                raise ValueError(f"{here}: ipBlock cannot be combined with podSelector or namespaceSelector")
             cidrs.append(_parse_cidr_set(block, f"{here}.ipBlock", {}))
             continue
         pod_sel = _k8s_selector(pods, f"{here}.podSelector")
@@ -364,7 +332,7 @@ def _k8s_rule(value: Any, where: str, peer_field: str, namespace: str) -> Rule:
             ns_sel = _k8s_selector(nss, f"{here}.namespaceSelector").prefixed(NAMESPACE_LABELS_PREFIX)
             endpoints.append(EndpointPeer(pod_sel & ns_sel, None, True))
     ports = tuple(_parse_port(p, f"{where}.ports[{i}]", "TCP")
-                  for i, p in enumerate(_list(raw.get("ports"), f"{where}.ports")))
+                  for i, p in enumerate(as_list(raw.get("ports"), f"{where}.ports")))
     return Rule(
         where,
         endpoints=tuple(endpoints) if endpoints else None,
@@ -375,22 +343,17 @@ def _k8s_rule(value: Any, where: str, peer_field: str, namespace: str) -> Rule:
 
 
 def parse_k8s_policy(document: Mapping[str, Any], metadata: Mapping[str, Any]) -> Policy:
-    name = _string(metadata.get("name"), "metadata.name")
-    namespace = _string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+    name = as_string(metadata.get("name"), "metadata.name")
+    namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
     ident = f"{K8S_KIND} {namespace}/{name}"
-    spec = _mapping(document.get("spec"), f"{ident}: spec")
+    spec = as_mapping(document.get("spec"), f"{ident}: spec")
     _check_fields(spec, frozenset({"podSelector", "policyTypes", "ingress", "egress"}), f"{ident}: spec")
     subject = _k8s_selector(spec.get("podSelector"), f"{ident}: spec.podSelector")
     ingress = tuple(_k8s_rule(r, f"{ident} ingress[{i}]", "from", namespace)
-                    for i, r in enumerate(_list(spec.get("ingress"), f"{ident}: spec.ingress")))
+                    for i, r in enumerate(as_list(spec.get("ingress"), f"{ident}: spec.ingress")))
     egress = tuple(_k8s_rule(r, f"{ident} egress[{i}]", "to", namespace)
-                   for i, r in enumerate(_list(spec.get("egress"), f"{ident}: spec.egress")))
-    types = [_string(t, f"{ident}: spec.policyTypes") for t in _list(spec.get("policyTypes"), f"{ident}: policyTypes")]
-    for t in types:
-        if t not in ("Ingress", "Egress"):
-            raise ValueError(f"{ident}: unknown policyType {t!r}")
-    if not types:  # the API server's defaulting
-        types = ["Ingress", "Egress"] if egress else ["Ingress"]
+                   for i, r in enumerate(as_list(spec.get("egress"), f"{ident}: spec.egress")))
+    types = policy_types(spec.get("policyTypes"), ident, bool(egress), f"{ident}: policyTypes")
     pairs: tuple[tuple[Direction, str], ...] = (("ingress", "Ingress"), ("egress", "Egress"))
     directions = frozenset(d for d, t in pairs if t in types)
     return Policy(
@@ -423,25 +386,25 @@ def _classify(document: Any) -> str:
 
 
 def _parse_group(document: Mapping[str, Any], metadata: Mapping[str, Any]) -> CidrGroup:
-    name = _string(metadata.get("name"), "metadata.name")
+    name = as_string(metadata.get("name"), "metadata.name")
     labels = {
-        _string(k, f"{name}: metadata.labels"): _string(v, f"{name}: metadata.labels[{k}]")
-        for k, v in _mapping(metadata.get("labels"), f"{name}: metadata.labels").items()
+        as_string(k, f"{name}: metadata.labels"): as_string(v, f"{name}: metadata.labels[{k}]")
+        for k, v in as_mapping(metadata.get("labels"), f"{name}: metadata.labels").items()
     }
-    spec = _mapping(document.get("spec"), f"{CIDR_GROUP} {name}: spec")
+    spec = as_mapping(document.get("spec"), f"{CIDR_GROUP} {name}: spec")
     _check_fields(spec, frozenset({"externalCIDRs"}), f"{CIDR_GROUP} {name}: spec")
-    cidrs = tuple(_network(c, f"{CIDR_GROUP} {name}: spec.externalCIDRs")
-                  for c in _list(spec.get("externalCIDRs"), f"{CIDR_GROUP} {name}: spec.externalCIDRs"))
+    cidrs = tuple(as_network(c, f"{CIDR_GROUP} {name}: spec.externalCIDRs")
+                  for c in as_list(spec.get("externalCIDRs"), f"{CIDR_GROUP} {name}: spec.externalCIDRs"))
     return CidrGroup(name, labels, cidrs)
 
 
 def _parse_cilium(document: Mapping[str, Any], metadata: Mapping[str, Any],
                   groups: Mapping[str, CidrGroup]) -> list[Policy]:
-    kind = _string(document.get("kind"), "kind")
-    name = _string(metadata.get("name"), "metadata.name")
+    kind = as_string(document.get("kind"), "kind")
+    name = as_string(metadata.get("name"), "metadata.name")
     namespace = None
     if kind == CNP:
-        namespace = _string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+        namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
     ident = f"{kind} {name if namespace is None else f'{namespace}/{name}'}"
     _check_fields(document, frozenset({"apiVersion", "kind", "metadata", "spec", "specs", "status"}), ident)
     spec, specs = document.get("spec"), _opt_list(document, "specs", ident)
@@ -462,7 +425,7 @@ def parse_documents(documents: Sequence[Mapping[str, Any]]) -> tuple[Policy, ...
     for position, document in enumerate(documents):
         try:
             category = _classify(document)
-            metadata = _mapping(document.get("metadata"), "metadata")
+            metadata = as_mapping(document.get("metadata"), "metadata")
             if category == "group":
                 group = _parse_group(document, metadata)
                 groups[group.name] = group

@@ -9,12 +9,13 @@ a key without one means ``any:`` (Cilium's ``ParseSelectLabel``), which matches 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from netpol_dsl.endpoints import ApiServer, Endpoint, External, Node, Pod
+from netpol_dsl.engines.manifest import describe_requirement, parse_label_selector, requirement_holds
 
 NAMESPACE_KEY = "io.kubernetes.pod.namespace"
 CLUSTER_KEY = "io.cilium.k8s.policy.cluster"
@@ -26,8 +27,6 @@ SOURCE_ANY = "any"
 SOURCE_RESERVED = "reserved"
 
 Identity = Mapping[str, tuple[str, str]]  # label key -> (source, value)
-
-OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,25 +83,16 @@ class Requirement:
     values: frozenset[str]
 
     def matches(self, identity: Identity) -> bool:
+        """The LabelSelector semantics over the label's value, if its source is the one named."""
         found = identity.get(self.key)
         value = found[1] if found is not None and self.source in (SOURCE_ANY, found[0]) else None
-        if self.operator == "In":
-            return value is not None and value in self.values
-        if self.operator == "NotIn":
-            return value is None or value not in self.values
-        if self.operator == "Exists":
-            return value is not None
-        return value is None
+        return requirement_holds(self.operator, self.values, value)
 
     def describe(self) -> str:
         key = self.key if self.source == SOURCE_ANY else f"{self.source}:{self.key}"
-        if self.operator == "Exists":
-            return key
-        if self.operator == "DoesNotExist":
-            return f"!{key}"
         if self.operator == "In" and len(self.values) == 1:
             return f"{key}={next(iter(self.values))}"
-        return f"{key} {self.operator.lower()} ({','.join(sorted(self.values))})"
+        return describe_requirement(key, self.operator, self.values)
 
 
 @attrs.frozen
@@ -138,59 +128,21 @@ class Selector:
 ALL = Selector(())
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _list(value: Any, where: str) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{where}: expected a string, got {value!r}")
-    return value
-
-
 def parse_selector(value: Any, where: str, *, sources: bool = True, default_source: str = SOURCE_ANY) -> Selector:
-    """Parse a LabelSelector; ``sources=False`` (Kubernetes selectors) takes keys literally."""
-    raw = _mapping(value, where)
-    unknown = set(raw) - {"matchLabels", "matchExpressions"}
-    if unknown:
-        raise ValueError(f"{where}: unknown selector fields {sorted(unknown)}")
+    """Parse a LabelSelector; ``sources=False`` (Kubernetes selectors) takes keys literally.
+
+    Cilium's reading: a null ``matchLabels`` value is the empty string, ``matchLabels`` is read in
+    key order, and ``matchExpressions`` items with unknown fields are rejected (the CRD schema).
+    Each ``matchLabels`` pair becomes an ``In`` requirement with one value.
+    """
+    match_labels, expressions = parse_label_selector(
+        value, where, null_value="", sort_first=True, strict_expressions=True)
 
     def key_of(text: str) -> tuple[str, str]:
         return split_key(text) if sources else (default_source, text)
 
-    requirements: list[Requirement] = []
-    for k, v in sorted(_mapping(raw.get("matchLabels"), f"{where}.matchLabels").items()):
-        source, key = key_of(_string(k, f"{where}.matchLabels key"))
-        value_text = "" if v is None else _string(v, f"{where}.matchLabels[{k}]")
-        requirements.append(Requirement(source, key, "In", frozenset({value_text})))
-    for i, item in enumerate(_list(raw.get("matchExpressions"), f"{where}.matchExpressions")):
-        here = f"{where}.matchExpressions[{i}]"
-        expr = _mapping(item, here)
-        extra = set(expr) - {"key", "operator", "values"}
-        if extra:
-            raise ValueError(f"{here}: unknown fields {sorted(extra)}")
-        source, key = key_of(_string(expr.get("key"), f"{here}.key"))
-        operator = _string(expr.get("operator"), f"{here}.operator")
-        if operator not in OPERATORS:
-            raise ValueError(f"{here}: unknown operator {operator!r}")
-        values = frozenset(_string(v, f"{here}.values") for v in _list(expr.get("values"), f"{here}.values"))
-        if operator in ("In", "NotIn") and not values:
-            raise ValueError(f"{here}: operator {operator} requires a non-empty values list")
-        if operator in ("Exists", "DoesNotExist") and values:
-            raise ValueError(f"{here}: operator {operator} must not have values")
-        requirements.append(Requirement(source, key, operator, values))
+    requirements = [Requirement(*key_of(k), "In", frozenset({v})) for k, v in match_labels]
+    requirements += [Requirement(*key_of(r.key), r.operator, r.values) for r in expressions]
     return Selector(tuple(requirements))
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netpol_dsl.endpoints import IPAddress, Pod
-from netpol_dsl.engines.kubernetes.model import _IpBlock, _Network, _Peer, _Policy, _PortSpec, _Rule
+from netpol_dsl.engines.kubernetes.model import _IpBlock, _Peer, _Policy, _PortSpec, _Rule
+from netpol_dsl.engines.manifest import Network
 
 # --------------------------------------------------------------------------------------------
 # all pairs at once, over identities and bitsets
@@ -50,7 +51,7 @@ def _block_signatures(blocks: Sequence[_IpBlock], ips: Iterable[IPAddress | None
     keys = {v: [int(ip) for ip in items] for v, items in sorted_ips.items()}
     found: dict[IPAddress, list[int]] = {}
 
-    def span(network: _Network) -> tuple[int, int]:
+    def span(network: Network) -> tuple[int, int]:
         ints = keys[network.version]
         return (bisect.bisect_left(ints, int(network.network_address)),
                 bisect.bisect_right(ints, int(network.broadcast_address)))
