@@ -29,7 +29,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -44,6 +44,8 @@ _OUR_KEYS = frozenset({"cluster", "namespaces", "pods", "nodes", "external", "se
 _KINDS = ("Namespace", "Pod", "Node", "ServiceAccount")
 
 Labels = tuple[tuple[str, str], ...]
+
+_T = TypeVar("_T")
 
 
 class InputError(ValueError):
@@ -313,12 +315,7 @@ class _Builder:
         auto = labels.setdefault(NAMESPACE_NAME_LABEL, name)
         if auto != name:
             self.problems.append(f"{where}: namespace {name}: label {NAMESPACE_NAME_LABEL} must be {name!r}")
-        seen = self.namespaces.get(name)
-        if seen is not None and seen[1] != labels:
-            self.problems.append(f"{where}: namespace {name} is defined again with other labels "
-                                 f"(first at {seen[0]})")
-        elif seen is None:
-            self.namespaces[name] = (where, labels)
+        self._once(self.namespaces, name, where, labels, f"namespace {name}")
 
     def pod(self, record: _PodRecord) -> None:
         if not record.namespace or not record.name:
@@ -331,20 +328,20 @@ class _Builder:
             self.pods[key] = record
 
     def node(self, where: str, node: NodeInfo) -> None:
-        seen = self.nodes.get(node.name)
-        if seen is not None and seen[1] != node:
-            self.problems.append(f"{where}: node {node.name} is defined again differently (first at {seen[0]})")
-        elif seen is None and node.name:
-            self.nodes[node.name] = (where, node)
+        if node.name:
+            self._once(self.nodes, node.name, where, node, f"node {node.name}")
 
     def account(self, where: str, account: ServiceAccount) -> None:
         key = f"{account.namespace}/{account.name}"
-        seen = self.accounts.get(key)
-        if seen is not None and seen[1] != account:
-            self.problems.append(f"{where}: service account {key} is defined again differently "
-                                 f"(first at {seen[0]})")
-        elif seen is None:
-            self.accounts[key] = (where, account)
+        self._once(self.accounts, key, where, account, f"service account {key}")
+
+    def _once(self, table: dict[str, tuple[str, _T]], key: str, where: str, value: _T, what: str) -> None:
+        """Record ``value`` under ``key``; the same again is fine, a different one is a problem."""
+        seen = table.get(key)
+        if seen is None:
+            table[key] = (where, value)
+        elif seen[1] != value:
+            self.problems.append(f"{where}: {what} is defined again differently (first at {seen[0]})")
 
     # -- our form
 

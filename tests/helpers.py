@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netpol_dsl.loader import LoadedPolicy, load
+
+if TYPE_CHECKING:
+    from netpol_dsl.dsl.policy import Policy
+    from netpol_dsl.endpoints import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
@@ -28,3 +34,40 @@ def write_module(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
     return path
+
+
+def engine_allows(engine: object, conn: Connection) -> bool:
+    """The target engine's verdict; a connection to a DNS name is made after the client resolved it
+    through the cluster DNS, so Cilium's toFQDNs can match it."""
+    from netpol_dsl.endpoints import External
+    from netpol_dsl.engines import CiliumEngine, KubernetesEngine
+
+    if isinstance(engine, CiliumEngine):
+        names = conn.dst.names if isinstance(conn.dst, External) else ()
+        return engine.evaluate(conn, dns_names=names).allowed
+    assert isinstance(engine, KubernetesEngine)
+    return engine.evaluate(conn).allowed
+
+
+def output_vs_intent(policy: Policy, target: str, conns: Sequence[Connection]) -> list[str] | None:
+    """None when the target refuses the policy; else every connection where output and intent differ."""
+    from netpol_dsl.compiler import compile_program
+    from netpol_dsl.diagnostics import CompileError
+    from netpol_dsl.engines import EVALUATORS
+    from netpol_dsl.ir.intent import decide
+    from netpol_dsl.ir.lower import lower
+
+    program = lower(policy)
+    try:
+        out = compile_program(program, target)
+    except CompileError:
+        return None
+    engine = EVALUATORS[target]([m.body for m in out.manifests])
+    wrong = []
+    for conn in conns:
+        want, got = decide(program, conn).allowed, engine_allows(engine, conn)
+        if want != got:
+            req = f" {conn.http.method} {conn.http.path}" if conn.http else ""
+            wrong.append(f"{conn.describe()}{req}: output={'allow' if got else 'deny'} "
+                         f"intent={'allow' if want else 'deny'}")
+    return wrong

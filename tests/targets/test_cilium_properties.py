@@ -8,36 +8,16 @@ from hypothesis import HealthCheck, given, settings
 
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_program
-from netpol_dsl.endpoints import Connection, External
-from netpol_dsl.engines import CiliumEngine
-from netpol_dsl.ir.intent import decide
 from netpol_dsl.ir.lower import lower
 from netpol_dsl.render.yaml import dump
+from tests.helpers import output_vs_intent
 from tests.strategies import connections, policies
 
 CONNECTIONS = connections(with_http=True)
 
 
-def _learned(conn: Connection) -> tuple[str, ...]:
-    return conn.dst.names if isinstance(conn.dst, External) else ()
-
-
 def _mismatches(policy: n.Policy) -> list[str] | None:
-    program = lower(policy)
-    try:
-        out = compile_program(program, "cilium")
-    except n.CompileError:
-        return None
-    engine = CiliumEngine([m.body for m in out.manifests])
-    wrong = []
-    for conn in CONNECTIONS:
-        want = decide(program, conn).allowed
-        got = engine.evaluate(conn, dns_names=_learned(conn)).allowed
-        if want != got:
-            req = f" {conn.http.method} {conn.http.path}" if conn.http else ""
-            wrong.append(f"{conn.describe()}{req}: output={'allow' if got else 'deny'} "
-                         f"intent={'allow' if want else 'deny'}")
-    return wrong
+    return output_vs_intent(policy, "cilium", CONNECTIONS)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,12 +8,11 @@ import pytest
 
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_program
-from netpol_dsl.endpoints import Connection, External
-from netpol_dsl.engines import EVALUATORS, CiliumEngine
+from netpol_dsl.engines import EVALUATORS
 from netpol_dsl.ir.intent import decide
 from netpol_dsl.ir.lower import lower
 from netpol_dsl.synth import connections, representative_endpoints
-from tests.helpers import EXAMPLES, load_example
+from tests.helpers import EXAMPLES, engine_allows, load_example
 
 
 @pytest.mark.parametrize("target", sorted(EVALUATORS))
@@ -28,10 +27,5 @@ def test_output_equals_intent(name: str, target: str) -> None:
     conns = connections(representative_endpoints(program), program)
     assert len(conns) > 100
 
-    def allowed(c: Connection) -> bool:
-        if isinstance(engine, CiliumEngine):  # the client resolved the name through the cluster DNS
-            return engine.evaluate(c, dns_names=c.dst.names if isinstance(c.dst, External) else ()).allowed
-        return engine.evaluate(c).allowed
-
-    wrong = [c.describe() for c in conns if allowed(c) != decide(program, c).allowed]
+    wrong = [c.describe() for c in conns if engine_allows(engine, c) != decide(program, c).allowed]
     assert not wrong, "\n".join(wrong[:20])

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_program
-from netpol_dsl.engines import KubernetesEngine
-from netpol_dsl.ir.intent import decide
 from netpol_dsl.ir.lower import lower
 from netpol_dsl.render.yaml import dump
+from tests.helpers import output_vs_intent
 from tests.strategies import connections, policies
 
 CONNECTIONS = connections()
@@ -28,19 +27,7 @@ CONNECTIONS = connections()
 
 def _mismatches(policy: n.Policy) -> list[str] | None:
     """None when the target refuses the policy; else every connection where output and intent differ."""
-    program = lower(policy)
-    try:
-        out = compile_program(program, "kubernetes")
-    except n.CompileError:
-        return None
-    engine = KubernetesEngine([m.body for m in out.manifests])
-    wrong = []
-    for conn in CONNECTIONS:
-        want = decide(program, conn).allowed
-        got = engine.evaluate(conn).allowed
-        if want != got:
-            wrong.append(f"{conn.describe()}: output={'allow' if got else 'deny'} intent={'allow' if want else 'deny'}")
-    return wrong
+    return output_vs_intent(policy, "kubernetes", CONNECTIONS)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,7 +23,7 @@ from netpol_dsl.ir.flatten import layer
 from netpol_dsl.ir.peers import DnsName, Workloads
 from netpol_dsl.ir.ports import describe_ports
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import object_metadata
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, section
@@ -165,7 +165,7 @@ class _Compiler:
         used.add((kind, key.namespace, name))
         spec: dict[str, Any] = {
             "endpointSelector": label_selector(key.subject.pods) if not key.clusterwide
-            else identity_selector(key.subject, any_namespace_explicit=True),
+            else identity_selector(key.subject),
         }
         for field in ("ingress", "egress", "ingressDeny", "egressDeny"):
             direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
@@ -188,4 +188,4 @@ def _clusterwide_slug(w: Workloads) -> str:
     return f"{ns}-{slug(w.pods)}"
 
 
-__all__ = ["CiliumTarget", "Selector"]
+__all__ = ["CiliumTarget"]

@@ -21,20 +21,18 @@ def needs_clusterwide(w: Workloads) -> bool:
     return any(c.key != NAMESPACE_NAME_LABEL for c in w.namespaces.constraints)
 
 
-def identity_selector(w: Workloads, *, any_namespace_explicit: bool = True) -> dict[str, Any]:
+def _namespace_key(k: str) -> str:
+    return NAMESPACE_KEY if k == NAMESPACE_NAME_LABEL else NAMESPACE_LABEL_PREFIX + k
+
+
+def identity_selector(w: Workloads) -> dict[str, Any]:
     """An endpoint selector over Cilium identity labels: pod labels, the namespace and its labels."""
-    def key(k: str) -> str:
-        return k
-
-    def ns_key(k: str) -> str:
-        return NAMESPACE_KEY if k == NAMESPACE_NAME_LABEL else NAMESPACE_LABEL_PREFIX + k
-
-    pods = label_selector(w.pods, key)
+    pods = label_selector(w.pods)
     ns_constraints = w.namespaces.constraints
-    if not ns_constraints and any_namespace_explicit:
+    if not ns_constraints:
         # a selector without a namespace means "this namespace" in a CNP: say "any" explicitly
         ns_constraints = (Constraint(NAMESPACE_NAME_LABEL, Shape.NOT_IN, (), True),)
-    ns = label_selector(Selector(ns_constraints), ns_key)
+    ns = label_selector(Selector(ns_constraints), _namespace_key)
     out: dict[str, Any] = {}
     labels = {**pods.get("matchLabels", {}), **ns.get("matchLabels", {})}
     exprs = [*pods.get("matchExpressions", []), *ns.get("matchExpressions", [])]
