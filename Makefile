@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TARGETS := kubernetes cilium
+TARGETS := kubernetes cilium calico
 
 .PHONY: demo test lint bench clean
 

@@ -56,6 +56,7 @@ from netpol_dsl.dsl.zones import (
     namespace,
     namespaces,
     remote_node,
+    service_account,
     world,
 )
 
@@ -118,6 +119,7 @@ __all__ = [
     "post",
     "remote_node",
     "sctp",
+    "service_account",
     "tcp",
     "udp",
     "world",

@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netpol_dsl import build, simulate
-from netpol_dsl.compiler import target_names
+from netpol_dsl.compiler import make_target, target_names
 from netpol_dsl.diagnostics import Code, CompileError, Severity
 from netpol_dsl.endpoints import Connection
 from netpol_dsl.inventory import InputError, Inventory, load_inventory
 from netpol_dsl.loader import load
-from netpol_dsl.render.report import capability_table, render
+from netpol_dsl.render.report import capability_table, options_table, render
+from netpol_dsl.targets import TARGETS
+from netpol_dsl.targets.base import Target
 from netpol_dsl.verify import verify
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -29,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="target to build (repeatable; default: kubernetes)")
     b.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="output folder (one subfolder per target), or '-' for a YAML stream on stdout")
+    _option_arguments(b)
+    b.add_argument("--staged", action="store_true",
+                   help="emit audit-only (staged) policies where the target has them (calico: Staged* kinds); "
+                   "the same as --option calico.staged=true")
     mode = b.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if DIR is stale")
     mode.add_argument("--diff", action="store_true", help="write nothing; print the diff DIR would get")
@@ -51,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("paths", nargs="+", metavar="MODULE_OR_DIR", help="policy modules (.py) or folders of them")
     v.add_argument("-t", "--target", default="kubernetes", choices=target_names(),
                    help="target whose compiled output is checked (default: kubernetes)")
+    _option_arguments(v)
     e = sub.add_parser("explain", help="explain step by step how an engine decides one connection")
     _engine_arguments(e)
     e.add_argument("--from", required=True, dest="source", metavar="ENDPOINT",
@@ -60,6 +67,43 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--port", type=int, metavar="P", help="destination port (not for ICMP)")
     e.add_argument("--protocol", default="TCP", metavar="PROTO", help="TCP (default), UDP, SCTP, ICMP or ICMPv6")
     return parser
+
+
+def _option_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-O", "--option", action="append", default=[], dest="options", metavar="TARGET.KEY=VALUE",
+                   help="a target option, e.g. calico.version=3.30 (repeatable; `netpol-dsl targets` lists them)")
+
+
+def _configured(names: Sequence[str], options: Sequence[str], staged: bool = False) -> list[Target]:
+    """The targets with their options; UsageError naming every bad option."""
+    per_target: dict[str, dict[str, str]] = {n: {} for n in names}
+    problems = []
+    for text in options:
+        head, eq, value = text.partition("=")
+        target, dot, key = head.partition(".")
+        if not eq or not dot or not key:
+            problems.append(f"--option {text!r}: expected TARGET.KEY=VALUE, e.g. calico.version=3.30")
+        elif target not in target_names():
+            problems.append(f"--option {text!r}: unknown target {target!r}; known: {', '.join(target_names())}")
+        elif target not in per_target:
+            problems.append(f"--option {text!r}: target {target!r} is not being built (add -t {target})")
+        else:
+            per_target[target][key] = value
+    if staged:
+        for name, opts in per_target.items():
+            if any(o.name == "staged" for o in TARGETS[name].options()):
+                opts.setdefault("staged", "true")
+            else:
+                problems.append(f"--staged: target {name!r} has no staged (audit-only) policies; only calico has")
+    targets = []
+    for name, opts in per_target.items():
+        try:
+            targets.append(make_target(name, opts))
+        except ValueError as exc:
+            problems.append(f"--option: {exc}")
+    if problems:
+        raise InputError(problems)
+    return targets
 
 
 def _engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +117,7 @@ def _engine_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "targets":
-        sys.stdout.write(capability_table())
+        sys.stdout.write(capability_table() + "\n" + options_table())
         return EXIT_OK
     if args.command in ("simulate", "explain"):
         try:
@@ -82,17 +126,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in exc.problems:
                 sys.stderr.write(f"netpol-dsl: error: {problem}\n")
             return EXIT_USAGE
-    if args.command == "verify":
-        return _verify(args)
-    return _build(args)
+    try:
+        return _verify(args) if args.command == "verify" else _build(args)
+    except InputError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"netpol-dsl: error: {problem}\n")
+        return EXIT_USAGE
 
 
 def _verify(args: argparse.Namespace) -> int:
+    [target] = _configured([args.target], args.options)
     loaded, problems = load(args.paths)
     checked = 0
     for lp in loaded:
         try:
-            problems += verify(lp.policy, args.target)
+            problems += verify(lp.policy, target)
         except CompileError as exc:
             problems += exc.diagnostics
         checked += len(lp.policy.expectations)
@@ -173,10 +221,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    targets: list[str] = sorted(set(args.targets or ["kubernetes"]))
     if args.output == "-" and (args.check or args.diff):
-        sys.stderr.write("netpol-dsl: error: --check and --diff need an output folder, not '-'\n")
-        return EXIT_USAGE
+        raise InputError(["--check and --diff need an output folder, not '-'"])
+    targets = _configured(sorted(set(args.targets or ["kubernetes"])), args.options, args.staged)
     loaded, diags = load(args.paths)
     p = build.plan(loaded, targets)
     problems = [*diags, *p.diagnostics]

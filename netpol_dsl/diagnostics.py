@@ -98,6 +98,7 @@ class Code(enum.Enum):
     NPD207 = "CIDR may match pod addresses"
     NPD209 = "domain blocklist not expressible"
     NPD210 = "pass not expressible exactly"
+    NPD211 = "service account not expressible"
     # warnings
     NPD301 = "HTTP rule makes the whole port L7"
     # the build step

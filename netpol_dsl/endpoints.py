@@ -34,6 +34,10 @@ class Pod:
     ports: tuple[ContainerPort, ...] = ()
     node: str = ""
     service_account: str = "default"
+    # the labels of the pod's ServiceAccount (Calico selects by them); left out of equality, hashing and
+    # ordering so that a Pod compares, hashes and sorts as it did before the field existed
+    service_account_labels: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, eq=False,
+                                                                     order=False)
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -18,7 +18,8 @@ Two input forms are accepted, in any number of files and YAML documents, and mer
 
 Every namespace gets the label ``kubernetes.io/metadata.name`` the API server sets.  Pods that
 have finished (phase ``Succeeded`` or ``Failed``) and ``hostNetwork`` pods (whose traffic is the
-node's, outside NetworkPolicy) are left out.  Problems are reported all at once as
+node's, outside NetworkPolicy) are left out.  Each pod carries the labels of its ServiceAccount (if
+the inventory lists it; Calico selects by them).  Problems are reported all at once as
 :class:`InputError`, each prefixed with its file and document number (from 1).
 """
 
@@ -495,8 +496,10 @@ class _Builder:
             names = [p.name for p in record.ports if p.name]
             if len(names) != len(set(names)):
                 problems.append(f"{record.where}: pod {key}: container port names must be unique")
+            account = self.accounts.get(f"{record.namespace}/{record.service_account}")
             pods.append(Pod(record.namespace, record.name, record.labels, labels, ip=record.ip,
-                            ports=record.ports, node=record.node, service_account=record.service_account))
+                            ports=record.ports, node=record.node, service_account=record.service_account,
+                            service_account_labels=account[1].labels if account is not None else ()))
         if problems:
             raise InputError(problems)
         return Inventory(

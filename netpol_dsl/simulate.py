@@ -5,7 +5,8 @@ The library behind ``netpol-dsl simulate`` and ``netpol-dsl explain`` (docs/simu
 * :func:`load_manifests` reads manifest files and folders (recursively, ``*.yaml``/``*.yml``,
   multi-document, ``kind: List`` expanded, kustomize ``Kustomization`` files skipped);
 * :func:`make_engine` builds a :class:`SimEngine` by name from the registry (:func:`register_engine`;
-  ``kubernetes`` here, ``cilium`` in :mod:`netpol_dsl.simulate_cilium`; each also reads plain NetworkPolicy);
+  ``kubernetes`` here, ``cilium`` in :mod:`netpol_dsl.simulate_cilium`, ``calico`` in
+  :mod:`netpol_dsl.simulate_calico`; each also reads plain NetworkPolicy);
 * :func:`load_queries` / :func:`run_queries` answer queries with ``allow``, ``drop`` or ``l7-deny``;
 * :meth:`SimEngine.reachability` gives the pod-to-pod matrix, :meth:`SimEngine.explain` the
   step-by-step decision of one connection.
@@ -451,6 +452,16 @@ def _cilium(manifests: Sequence[Manifest], inventory: Inventory) -> SimEngine:
 
 
 register_engine("cilium", _cilium)
+
+
+def _calico(manifests: Sequence[Manifest], inventory: Inventory) -> SimEngine:
+    """``--engine calico`` (netpol_dsl.simulate_calico, which imports this module: loaded on first use)."""
+    from netpol_dsl.simulate_calico import CalicoSimulator
+
+    return CalicoSimulator(manifests, inventory)
+
+
+register_engine("calico", _calico)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from netpol_dsl.endpoints import ApiServer, Connection, ContainerPort, Endpoint,
 from netpol_dsl.ir.peers import DnsName, Network, Peer, Workloads
 from netpol_dsl.ir.ports import PROTOCOLS
 from netpol_dsl.ir.program import Program
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector, Shape
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Selector, Shape
 from netpol_dsl.values import IPNetwork
 
 DEFAULT_POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
@@ -34,6 +34,7 @@ _RESERVED = tuple(ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", 
 HOST_NODE = "node-1"  # every synthesized pod runs here
 REMOTE_NODE = "node-2"  # no pod runs here
 OTHER_KEY = "app"
+DEFAULT_SERVICE_ACCOUNT = "default"  # what a pod runs as when no selector asks for an account
 FIRST_NAMED_PORT = 30000
 FIRST_UNMENTIONED_PORT = 12345
 _UNSAFE = re.compile(r"[^a-z0-9]+")
@@ -137,7 +138,9 @@ def _satisfy(selector: Selector, labels: Mapping[str, str]) -> dict[str, str] | 
     """``labels`` plus what ``selector`` needs; None when that would change a label already set."""
     out = dict(labels)
     for c in selector.constraints:
-        if c.matches(out):
+        # every pod has a service account: without one named, a pod runs as "default"
+        seen = {SERVICE_ACCOUNT_KEY: DEFAULT_SERVICE_ACCOUNT, **out} if c.key == SERVICE_ACCOUNT_KEY else out
+        if c.matches(seen):
             continue
         if c.key in out:
             return None
@@ -251,8 +254,9 @@ def _pods(program: Program, plan: PortPlan) -> list[Pod]:
     if len(addresses) < len(drafts):
         raise ValueError(f"pod CIDR {net} is too small for {len(drafts)} synthesized pods")
     return [
-        Pod(name, pod_name, pairs, tuple(sorted(all_ns_labels[name].items())),
-            ip=ip, ports=plan.container_ports, node=HOST_NODE)
+        Pod(name, pod_name, tuple(p for p in pairs if p[0] != SERVICE_ACCOUNT_KEY),
+            tuple(sorted(all_ns_labels[name].items())), ip=ip, ports=plan.container_ports, node=HOST_NODE,
+            service_account=dict(pairs).get(SERVICE_ACCOUNT_KEY, DEFAULT_SERVICE_ACCOUNT))
         for ip, (name, pod_name, pairs) in zip(addresses, sorted(drafts), strict=True)
     ]
 
@@ -283,7 +287,10 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
       selectors get a synthesized namespace (``synth-ns``, ``synth-ns-2``, ...) whose labels
       satisfy them.  A namespace has the same labels on every pod: the declared ones for
       declared namespaces (never extended), else what its selectors need, taken in sorted
-      order (a selector contradicting labels chosen earlier gets no pod);
+      order (a selector contradicting labels chosen earlier gets no pod).  A selector's service
+      account (the pseudo-label ``SERVICE_ACCOUNT_KEY``) is the pod's ``service_account``, never
+      a label; its near miss runs as another account (``other``); pods whose selectors name no
+      account run as ``default``;
     * in every namespace seen (owned, declared or used by a pod above) one pod labelled
       ``app=other`` (a value no selector names), and one such pod in a namespace nothing
       mentions (``synth-elsewhere``);

@@ -12,6 +12,7 @@ import re
 from typing import Final
 
 from netpol_dsl.diagnostics import Code, fail
+from netpol_dsl.ir.selectors import SERVICE_ACCOUNT_KEY
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,6 +37,9 @@ def label_key(key: str, field: str = "label key") -> str:
         raise fail(Code.NPD001, f"{field} {key!r} is invalid; expected {form}")
     if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         raise fail(Code.NPD001, f"{field} {key!r} has an invalid prefix {prefix!r}; expected {form}")
+    if key == SERVICE_ACCOUNT_KEY:
+        raise fail(Code.NPD001, f"{field} {key!r} is reserved: netpol-dsl uses it for the pods' service account",
+                   hint="select by service account with service_account(namespace, name) or .service_account(name)")
     return key
 
 
@@ -63,6 +67,21 @@ def dns_label(name: str, field: str) -> str:
             Code.NPD003,
             f"{field} {name!r} is invalid; expected a DNS-1123 label: 1-63 of [a-z0-9-], "
             "starting and ending alphanumeric",
+        )
+    return name
+
+
+def service_account_name(name: str) -> str:
+    """Check a ServiceAccount name: a DNS-1123 subdomain, here of at most 63 characters.
+
+    Kubernetes allows 253, but every engine that selects by service account does it through a
+    label value (Cilium's ``io.cilium.k8s.policy.serviceaccount``), which is at most 63 characters.
+    """
+    if not isinstance(name, str) or len(name) > 63 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        raise fail(
+            Code.NPD003,
+            f"service account name {name!r} is invalid; expected a DNS-1123 subdomain of at most 63 characters: "
+            "dot-separated labels of [a-z0-9-], each starting and ending alphanumeric",
         )
     return name
 

@@ -24,6 +24,7 @@ from netpol_dsl.ir.peers import Peer
 from netpol_dsl.ir.ports import PortMatch, Ports
 from netpol_dsl.ir.program import Expectation, HttpMatch, Program
 from netpol_dsl.synth import HOST_NODE, PortPlan, port_plan, representative_endpoints
+from netpol_dsl.targets.base import Target
 
 _VANTAGE = Pod("synth-vantage", "vantage", node=HOST_NODE)  # host/remote-node are relative to a pod's node
 
@@ -85,12 +86,13 @@ class Verifier:
     plan: PortPlan
 
     @classmethod
-    def build(cls, policy: Policy | Program, target: str = "kubernetes") -> Verifier:
+    def build(cls, policy: Policy | Program, target: str | Target = "kubernetes") -> Verifier:
         """Compile ``policy`` for ``target`` (raises CompileError) and set up its engine."""
         program = policy if isinstance(policy, Program) else lower(policy)
         out = compile_program(program, target)
-        engine = EVALUATORS[target]([m.body for m in out.manifests])
-        return cls(program, target, representative_endpoints(program), engine, port_plan(program))
+        name = target if isinstance(target, str) else target.name
+        engine = EVALUATORS[name]([m.body for m in out.manifests])
+        return cls(program, name, representative_endpoints(program), engine, port_plan(program))
 
     def allowed(self, conn: Connection) -> bool:
         return bool(self.engine.evaluate(conn).allowed)
@@ -112,7 +114,7 @@ class Verifier:
         return [f for e in self.program.expectations for f in self.check(e)]
 
 
-def verify(policy: Policy | Program, target: str) -> list[Diagnostic]:
+def verify(policy: Policy | Program, target: str | Target) -> list[Diagnostic]:
     """Every failed expectation of ``policy`` on ``target`` as a diagnostic (first failure per expectation)."""
     v = Verifier.build(policy, target)
     out: dict[Location, Diagnostic] = {}
@@ -121,6 +123,6 @@ def verify(policy: Policy | Program, target: str) -> list[Diagnostic]:
         if f.expectation.text in seen:
             continue
         seen.add(f.expectation.text)
-        d = f.diagnostic(target)
+        d = f.diagnostic(v.target)
         out.setdefault(d.location, d)
     return sorted(out.values(), key=lambda d: d.location)

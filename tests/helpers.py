@@ -6,7 +6,7 @@ import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from netpol_dsl.loader import LoadedPolicy, load
 
@@ -40,13 +40,12 @@ def engine_allows(engine: object, conn: Connection) -> bool:
     """The target engine's verdict; a connection to a DNS name is made after the client resolved it
     through the cluster DNS, so Cilium's toFQDNs can match it."""
     from netpol_dsl.endpoints import External
-    from netpol_dsl.engines import CiliumEngine, KubernetesEngine
+    from netpol_dsl.engines import CiliumEngine, Evaluator
 
     if isinstance(engine, CiliumEngine):
         names = conn.dst.names if isinstance(conn.dst, External) else ()
         return engine.evaluate(conn, dns_names=names).allowed
-    assert isinstance(engine, KubernetesEngine)
-    return engine.evaluate(conn).allowed
+    return bool(cast("Evaluator", engine).evaluate(conn).allowed)
 
 
 def output_vs_intent(policy: Policy, target: str, conns: Sequence[Connection]) -> list[str] | None:

@@ -17,18 +17,22 @@ NAMESPACE_LABELS = {"ns1": {"team": "x"}, "ns2": {}, "other": {"team": "x"}, "ku
 POD_LABELS = [{}, {"app": "a"}, {"app": "b"}, {"q": "true"}, {"app": "a", "q": "true"}, {"app": "b", "q": "true"}]
 EXTERNAL_IPS = ("203.0.113.5", "203.0.113.200", "198.51.100.7", "169.254.169.254")
 EXTERNAL_NAMES = {"203.0.113.5": ("api.example.com",), "198.51.100.7": ("www.example.org",)}
+# pods alternate between two service accounts, so an account selects part of every label combination
+SERVICE_ACCOUNTS = ("default", "sa1")
 PORTS = (("TCP", 80), ("TCP", 443), ("TCP", 8080), ("UDP", 53), ("TCP", 53), ("SCTP", 80))
 POD_CIDR = "10.244.0.0/16"
 
 
 def universe() -> tuple[list[Pod], list[External]]:
-    """Every label combination in every namespace, plus a few external addresses and the DNS pod."""
+    """Every label combination in every namespace, plus a few external addresses and the DNS pod.
+    Service accounts alternate (by namespace and labels), which costs no extra pods."""
     pods = []
     ips = ipaddress.ip_network(POD_CIDR).hosts()
-    for ns, labels in itertools.product(("ns1", "ns2", "other"), POD_LABELS):
+    for (i, ns), (j, labels) in itertools.product(enumerate(("ns1", "ns2", "other")), enumerate(POD_LABELS)):
         name = "-".join(f"{k}{v}" for k, v in sorted(labels.items())) or "plain"
         pods.append(Pod(ns, name, labels, NAMESPACE_LABELS[ns], next(ips),
-                        (ContainerPort(8080, "TCP", "http"), ContainerPort(80, "TCP", "web"))))
+                        (ContainerPort(8080, "TCP", "http"), ContainerPort(80, "TCP", "web")),
+                        service_account=SERVICE_ACCOUNTS[(i + j) % 2]))
     pods.append(Pod("kube-system", "coredns", {"k8s-app": "kube-dns"}, {}, next(ips)))
     externals = [External(ipaddress.ip_address(ip), EXTERNAL_NAMES.get(ip, ())) for ip in EXTERNAL_IPS]
     return pods, externals
@@ -59,16 +63,24 @@ label_expr = st.sampled_from([
 selector_exprs = st.lists(label_expr, max_size=2)
 
 
+# now and then a zone is narrowed to a service account (kubernetes refuses those: NPD211)
+service_accounts = st.sampled_from([*[None] * 10, "sa1", "default"])
+
+
 @st.composite
 def pod_zones(draw: st.DrawFn) -> n.Zone:
     exprs = draw(selector_exprs)
     kind = draw(st.sampled_from(["ns", "ns", "ns", "ns-labels", "namespace"]))
+    account = draw(service_accounts)
     try:
         if kind == "namespace":
-            return n.namespace(draw(st.sampled_from(OWNED)))
+            ns = n.namespace(draw(st.sampled_from(OWNED)))
+            return ns if account is None else ns.service_account(account)
         if kind == "ns-labels":
-            return n.namespaces(team="x").pods(*exprs)
-        return n.namespace(draw(st.sampled_from(OWNED))).pods(*exprs)
+            zone = n.namespaces(team="x").pods(*exprs)
+        else:
+            zone = n.namespace(draw(st.sampled_from(OWNED))).pods(*exprs)
+        return zone if account is None else zone.service_account(account)
     except n.PolicyError:  # contradictory requirements select nothing
         return n.namespace(draw(st.sampled_from(OWNED))).pods()
 

@@ -164,7 +164,8 @@ def test_two_policies_producing_one_object_differently_conflict(
 
 def test_targets_prints_capability_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["targets"], capsys)
-    assert code == 0 and out.startswith("| capability | cilium | kubernetes |")
+    assert code == 0 and out.startswith("| capability | calico | cilium | kubernetes |")
+    assert "| `calico.staged` | `false` |" in out
 
 
 @pytest.mark.parametrize("seed", ["0", "1", "12345"])
@@ -182,3 +183,31 @@ def test_output_identical_across_hash_seeds_and_input_order(tmp_path: Path, seed
                                check=True).stdout
     assert outputs[0] == outputs[1] == reference
     assert outputs[0].count("kind: NetworkPolicy") > 10
+
+
+def test_staged_and_options_reach_the_calico_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mod = write_module(tmp_path, "shop", GOOD)
+    code, _out, err = run(["build", str(mod), "-t", "calico", "--staged", "-O", "calico.version=3.31",
+                          "-o", str(tmp_path / "out")], capsys)
+    assert (code, err) == (0, "")
+    files = sorted(p.name for p in (tmp_path / "out" / "calico").iterdir())
+    assert "stagednetworkpolicy_shop_application.api.yaml" in files
+    assert "tier_application.yaml" in files
+    assert not [f for f in files if f.startswith("networkpolicy_")]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-t", "kubernetes", "--staged"], "--staged: target 'kubernetes' has no staged (audit-only) policies"),
+    (["-t", "calico", "-O", "calico.version=4.0"], "calico.version: expected one of 3.29, 3.30, 3.31, 3.32"),
+    (["-t", "calico", "-O", "calico.colour=blue"], "target 'calico' has no option 'colour'"),
+    (["-t", "kubernetes", "-O", "calico.staged=true"], "target 'calico' is not being built (add -t calico)"),
+    (["-t", "calico", "-O", "staged"], "expected TARGET.KEY=VALUE"),
+    (["-t", "calico", "-O", "calico.tier-prefix=false"], "needs version 3.32 or later"),
+])
+def test_bad_options_are_usage_errors_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         args: list[str], message: str) -> None:
+    mod = write_module(tmp_path, "shop", GOOD)
+    code, out, err = run(["build", str(mod), *args, "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("netpol-dsl: error: ") and message in err
+    assert not (tmp_path / "out").exists()

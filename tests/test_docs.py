@@ -10,7 +10,7 @@ import pytest
 
 from netpol_dsl.cli import _parser
 from netpol_dsl.diagnostics import Code
-from netpol_dsl.render.report import capability_table
+from netpol_dsl.render.report import capability_table, options_table
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TABLE_START = "<!-- capability-table:start -->\n"
@@ -56,6 +56,15 @@ def test_capability_table_in_targets_md_is_the_generated_one() -> None:
     assert start <= end, "capability-table markers out of order"
     assert text[start:end] == capability_table(), (
         "docs/targets.md is out of date: paste the output of `netpol-dsl targets` between the markers"
+    )
+
+
+def test_options_table_in_targets_md_is_the_generated_one() -> None:
+    text = _read("targets.md")
+    start_mark, end_mark = "<!-- options-table:start -->\n", "<!-- options-table:end -->"
+    start = text.index(start_mark) + len(start_mark)
+    assert text[start:text.index(end_mark)] == options_table(), (
+        "docs/targets.md is out of date: paste the options table of `netpol-dsl targets` between the markers"
     )
 
 

@@ -60,6 +60,9 @@ CASES: dict[str, tuple[str, str]] = {
                "matches traffic by the DNS name evil.example.com; target 'kubernetes' cannot express it"),
     "NPD210": (SHOP + 'policy = Policy("p", rules=[\n    allow(web >> anything(), tier="security"),  # <-\n'
                '    pass_(web >> api, tcp(80), tier="security"),\n])', "overlaps pass"),
+    "NPD211": (SHOP + 'policy = Policy("p", rules=[allow(service_account("shop", "web") >> api, tcp(80))])  # <-',
+               "allow 'shop/serviceAccount=web -> shop/app=api' selects pods by service account "
+               "(shop/serviceAccount=web); target 'kubernetes' cannot express it"),
 }
 
 

@@ -3,7 +3,8 @@
 How namespace and pod selection combine is visible in the types, never in
 indentation: ``namespace("shop").pods(app="web")`` and
 ``namespaces(team="web").pods(app="api")`` are one :class:`Pods` zone each
-(namespace AND pods); ``a | b`` is an :class:`AnyOf` zone (OR).
+(namespace AND pods); ``a | b`` is an :class:`AnyOf` zone (OR).  ``.service_account(name)``
+narrows a namespace or pods zone to the pods running as that ServiceAccount (AND again).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from netpol_dsl import values
 from netpol_dsl.diagnostics import Code, Location, caller_location, fail
 from netpol_dsl.dsl.labels import LabelExpr, build_selector
 from netpol_dsl.ir.peers import namespace_selector
-from netpol_dsl.ir.selectors import Selector
+from netpol_dsl.ir.selectors import SERVICE_ACCOUNT_KEY, Constraint, Selector, Shape
 from netpol_dsl.values import IPNetwork
 
 
@@ -71,6 +72,18 @@ class Pods(Zone):
     pods: Selector
     scope: str  # how the namespaces were chosen, for messages
 
+    def service_account(self, name: str) -> Pods:
+        """These pods, only those running as the ServiceAccount ``name`` (AND).
+
+        Example: ``shop.pods(app="web").service_account("web")``.  Two different accounts
+        contradict each other (NPD016); ``|`` is the union.
+        """
+        pods = self.pods.conjoin(_service_account_selector(name))
+        if pods is None:
+            raise fail(Code.NPD016, f"service_account({name!r}) contradicts the service account of "
+                       f"{self.describe()} and selects nothing", hint="use '|' for pods of either account")
+        return Pods(namespaces=self.namespaces, pods=pods, scope=self.scope)
+
     def describe(self) -> str:
         return f"{self.scope}/{self.pods.describe()}"
 
@@ -87,6 +100,12 @@ class Namespace(Zone):
         return Pods(namespaces=namespace_selector(self.namespace),
                     pods=build_selector(exprs, labels, "pods()"), scope=self.namespace)
 
+    def service_account(self, name: str) -> Pods:
+        """The pods of this namespace running as the ServiceAccount ``name``, e.g.
+        ``shop.service_account("web")``; the same zone as ``service_account("shop", "web")``."""
+        return Pods(namespaces=namespace_selector(self.namespace), pods=_service_account_selector(name),
+                    scope=self.namespace)
+
     def describe(self) -> str:
         return f"{self.namespace}/*"
 
@@ -100,6 +119,12 @@ class Namespaces(Zone):
     def pods(self, *exprs: LabelExpr | Mapping[str, str], **labels: str) -> Pods:
         """Pods matching the requirements in the chosen namespaces (namespace AND pods)."""
         return Pods(namespaces=self.selector, pods=build_selector(exprs, labels, "pods()"),
+                    scope=self.describe().removesuffix("/*"))
+
+    def service_account(self, name: str) -> Pods:
+        """The pods running as a ServiceAccount called ``name`` in each chosen namespace (namespace AND
+        account), e.g. ``namespaces(team="payments").service_account("api")``."""
+        return Pods(namespaces=self.selector, pods=_service_account_selector(name),
                     scope=self.describe().removesuffix("/*"))
 
     def describe(self) -> str:
@@ -175,6 +200,11 @@ class Flow:
         return f"{src} -> {dst}"
 
 
+def _service_account_selector(name: str) -> Selector:
+    """Service accounts are a reserved pseudo-label of the pod selector (see ir.selectors)."""
+    return Selector((Constraint(SERVICE_ACCOUNT_KEY, Shape.IN, (values.service_account_name(name),)),))
+
+
 # ---- constructors -----------------------------------------------------------------------------
 
 
@@ -202,6 +232,25 @@ def all_namespaces() -> Namespaces:
 def all_pods() -> Pods:
     """Every pod of the cluster."""
     return Pods(namespaces=Selector(), pods=Selector(), scope="*", name="all-pods")
+
+
+@typechecked
+def service_account(namespace: str, name: str) -> Pods:
+    """The pods of ``namespace`` that run as the ServiceAccount ``name`` (``spec.serviceAccountName``).
+
+    Args:
+        namespace: the namespace of the account and its pods (a DNS-1123 label).
+        name: the ServiceAccount's name (a DNS-1123 subdomain of at most 63 characters).
+
+    Returns:
+        A :class:`Pods` zone, the same as ``namespace(namespace).service_account(name)``; for pods
+        with given labels *and* account write ``namespace(...).pods(...).service_account(name)``.
+
+    Example: ``allow(service_account("shop", "web") >> service_account("shop", "api"), tcp(8080))``.
+    Targets select the account by its engine's identity label; ``kubernetes`` cannot (NPD211).
+    """
+    values.dns_label(namespace, "namespace name")
+    return Pods(namespaces=namespace_selector(namespace), pods=_service_account_selector(name), scope=namespace)
 
 
 @typechecked

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from netpol_dsl.endpoints import Connection
+from netpol_dsl.engines.calico import CalicoEngine
 from netpol_dsl.engines.cilium import CiliumEngine
 from netpol_dsl.engines.kubernetes import KubernetesEngine, Verdict, evaluate
 
@@ -17,8 +18,9 @@ class Evaluator(Protocol):
 
 
 EVALUATORS: Mapping[str, Callable[[Sequence[Mapping[str, Any]]], Evaluator]] = {
+    "calico": CalicoEngine,
     "cilium": CiliumEngine,
     "kubernetes": KubernetesEngine,
 }
 
-__all__ = ["EVALUATORS", "CiliumEngine", "Evaluator", "KubernetesEngine", "Verdict", "evaluate"]
+__all__ = ["EVALUATORS", "CalicoEngine", "CiliumEngine", "Evaluator", "KubernetesEngine", "Verdict", "evaluate"]

@@ -32,6 +32,7 @@ import attrs
 from netpol_dsl.endpoints import ApiServer, Connection, Endpoint, External, Node, Pod
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, EntityKind, Network, Peer, Workloads
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
+from netpol_dsl.ir.selectors import SERVICE_ACCOUNT_KEY
 
 
 @attrs.frozen
@@ -41,13 +42,19 @@ class Decision:
     rule: Rule | None = None
 
 
+def intent_labels(pod: Pod) -> dict[str, str]:
+    """The pod labels pod selectors of the intent match: the pod's own labels plus its service account
+    under the reserved key ``SERVICE_ACCOUNT_KEY`` (``Pod.label_map`` stays the real labels engines see)."""
+    return {**pod.label_map, SERVICE_ACCOUNT_KEY: pod.service_account}
+
+
 def peer_matches(peer: Peer, endpoint: Endpoint, subject: Pod) -> bool:
     """Whether ``endpoint`` is in ``peer``, seen from the enforcing pod ``subject``."""
     match peer:
         case Anything():
             return True
         case Workloads():
-            return isinstance(endpoint, Pod) and peer.matches(endpoint.namespace_label_map, endpoint.label_map)
+            return isinstance(endpoint, Pod) and peer.matches(endpoint.namespace_label_map, intent_labels(endpoint))
         case Network():
             return isinstance(endpoint, External) and peer.contains(endpoint.ip)
         case DnsName():
@@ -91,7 +98,7 @@ def rule_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> 
 
 def l4_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> bool:
     """Subject, peer and port match (HTTP rules not considered)."""
-    if not rule.subject.matches(subject.namespace_label_map, subject.label_map):
+    if not rule.subject.matches(subject.namespace_label_map, intent_labels(subject)):
         return False
     if not peer_matches(rule.peer, peer, subject):
         return False
@@ -103,7 +110,7 @@ def l4_matches(rule: Rule, subject: Pod, peer: Endpoint, conn: Connection) -> bo
 
 
 def is_isolated(program: Program, pod: Pod, direction: Direction) -> bool:
-    ns, labels = pod.namespace_label_map, pod.label_map
+    ns, labels = pod.namespace_label_map, intent_labels(pod)
     return any(i.direction is direction and i.subject.matches(ns, labels) for i in program.isolations) or any(
         r.action is Action.ALLOW and r.direction is direction and r.subject.matches(ns, labels)
         for r in program.rules

@@ -20,6 +20,12 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# A reserved pseudo-label of pod selectors: the pod's ServiceAccount.  Keeping it a label key lets the
+# selector algebra (conjunction, subtraction, negation) handle it unchanged; the reference semantics
+# gives every pod this key (its service account), users cannot write it as a label (NPD001), and each
+# target maps it to its engine's own identity label or refuses it (NPD211).
+SERVICE_ACCOUNT_KEY = "netpol-dsl.dev/service-account"
+_DISPLAY_KEYS = {SERVICE_ACCOUNT_KEY: "serviceAccount"}  # for messages only
 
 
 class Shape(enum.Enum):
@@ -153,14 +159,15 @@ class Selector:
             return "*"
         parts = []
         for c in self.constraints:
+            key = _DISPLAY_KEYS.get(c.key, c.key)
             if c.shape is Shape.IN:
-                parts.append(f"{c.key}={c.values[0]}" if len(c.values) == 1 else f"{c.key} in ({','.join(c.values)})")
+                parts.append(f"{key}={c.values[0]}" if len(c.values) == 1 else f"{key} in ({','.join(c.values)})")
             elif c.shape is Shape.ABSENT:
-                parts.append(f"!{c.key}")
+                parts.append(f"!{key}")
             else:
-                text = f"{c.key} notin ({','.join(c.values)})" if c.values else ""
+                text = f"{key} notin ({','.join(c.values)})" if c.values else ""
                 if c.exists:
-                    text = f"{c.key}" + (f",{text}" if text else "")
+                    text = f"{key}" + (f",{text}" if text else "")
                 parts.append(text)
         return ",".join(parts)
 

@@ -32,3 +32,10 @@ def capability_table() -> str:
             cells.append(note.support.value + (f": {note.note}" if note.note else ""))
         rows.append({"name": cap.value, "cells": cells})
     return render("capabilities.j2", targets=names, rows=rows)
+
+
+def options_table() -> str:
+    """Every target's options (``--option TARGET.KEY=VALUE``) as Markdown."""
+    rows = [{"option": f"{n}.{o.name}", "default": o.default, "help": o.help}
+            for n in sorted(TARGETS) for o in TARGETS[n].options()]
+    return render("options.j2", rows=rows)

@@ -1,12 +1,17 @@
-"""What every target provides: a name, a capability table and ``compile(program) -> manifests``."""
+"""What every target provides: a name, a capability table, typed options and ``compile(program) -> manifests``.
+
+A target is a frozen attrs class whose fields are its options (``CalicoTarget(version="3.30", staged=True)``);
+:func:`option` declares one with the help text and the parser the command line uses
+(``--option calico.staged=true``).
+"""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import re
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Self, TypeVar
 
 import attrs
 
@@ -64,14 +69,83 @@ class Output:
     warnings: tuple[Diagnostic, ...] = ()
 
 
+T = TypeVar("T")
+
+
+def parse_bool(text: str) -> bool:
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value
+
+
+def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def option(default: T, help: str, parse: Callable[[str], T]) -> T:
+    """A target option: an attrs field with its help text and the parser of its command-line form."""
+    result: T = attrs.field(default=default, kw_only=True, metadata={"help": help, "parse": parse})
+    return result
+
+
+@attrs.frozen
+class OptionInfo:
+    name: str
+    default: str
+    help: str
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@attrs.frozen
 class Target:
-    """Base class: subclasses set ``name`` and ``capabilities`` and implement ``compile``."""
+    """Base class: subclasses set ``name`` and ``capabilities``, declare options with :func:`option`
+    and implement ``compile``."""
 
     name: ClassVar[str]
     capabilities: ClassVar[Mapping[Capability, CapabilityNote]]
 
     def compile(self, program: Program) -> Output:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def options(cls) -> tuple[OptionInfo, ...]:
+        return tuple(OptionInfo(f.name.replace("_", "-"), _text(f.default), f.metadata["help"])
+                     for f in attrs.fields(cls) if "parse" in f.metadata)
+
+    @classmethod
+    def configure(cls, values: Mapping[str, str]) -> Self:
+        """The target with options given as text (``{"staged": "true"}``); ValueError names every bad one."""
+        fields = {f.name.replace("_", "-"): f for f in attrs.fields(cls) if "parse" in f.metadata}
+        kwargs: dict[str, Any] = {}
+        problems = []
+        for key, text in sorted(values.items()):
+            f = fields.get(key)
+            if f is None:
+                known = ", ".join(sorted(fields)) or "none"
+                problems.append(f"target {cls.name!r} has no option {key!r} (options: {known})")
+                continue
+            try:
+                kwargs[f.name] = f.metadata["parse"](text)
+            except ValueError as exc:
+                problems.append(f"{cls.name}.{key}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(**kwargs)
+
+    def describe(self) -> str:
+        """The target and the options that differ from their defaults: ``calico (staged=true)``."""
+        changed = [f"{f.name.replace('_', '-')}={_text(getattr(self, f.name))}" for f in attrs.fields(type(self))
+                   if "parse" in f.metadata and getattr(self, f.name) != f.default]
+        return f"{self.name} ({', '.join(changed)})" if changed else self.name
 
 
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")

@@ -3,12 +3,11 @@
 NetworkPolicy is allow-only, per namespace and unordered, so tiers, denies and
 passes are compiled by exact subtraction (:mod:`netpol_dsl.ir.flatten`).  Every
 intent it cannot express exactly (FQDN, HTTP, entities, cluster-wide
-workloads) is an error naming the rule and the alternative.
+workloads, service accounts) is an error naming the rule and the alternative.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -20,16 +19,14 @@ from netpol_dsl.ir.flatten import flatten
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, namespace_selector
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Isolation, Program, Rule
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Selector
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Selector
 from netpol_dsl.provenance import object_metadata
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
 from netpol_dsl.targets.labelselector import label_selector, slug
+from netpol_dsl.targets.networks import outside_cluster
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
-# address space where pod and service IPs usually live; ipBlock may match pods there on some engines
-_PRIVATE = tuple(ipaddress.ip_network(n) for n in
-                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"))
 _GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring"}
 
 Y, P, N = Support.YES, Support.PARTIAL, Support.NO
@@ -53,6 +50,7 @@ class _Policy:
         self.origins: set[Location] = set()
 
 
+@attrs.frozen
 class KubernetesTarget(Target):
     name: ClassVar[str] = "kubernetes"
     capabilities: ClassVar[Mapping[Capability, CapabilityNote]] = {
@@ -111,6 +109,15 @@ class _Compiler:
         """Whether NetworkPolicy can express the rule at all; reports why not."""
         peer = rule.peer
         what, loc = f"{rule.action.value} '{rule.flow}'", rule.location
+        # both sides, sorted: the two halves of a rule give one message
+        by_account = sorted({w.describe() for w in (rule.subject, peer)
+                             if isinstance(w, Workloads) and w.pods.get(SERVICE_ACCOUNT_KEY) is not None})
+        if by_account:
+            self.error(Code.NPD211, what, loc, f"selects pods by service account ({' and '.join(by_account)})",
+                       "NetworkPolicy selects pods only by labels: select them by a pod label instead "
+                       "(namespace(...).pods(app=...)), or build for 'cilium' or 'calico', which select by service "
+                       "account")
+            return False
         if isinstance(peer, DnsName) and rule.action is not Action.ALLOW:
             self.error(Code.NPD209, what, loc, f"matches traffic by the DNS name {peer.pattern}",
                        "block the provider's CIDRs with blocked_cidrs= instead; no engine can deny by DNS name "
@@ -230,23 +237,9 @@ class _Compiler:
 
     def external(self, net: Network, rule: Rule) -> list[Network]:
         """Carve the cluster's own CIDRs out: ipBlock must never match pods (it does on some engines)."""
-        facts = self.program.cluster
-        cluster = (*facts.pod_cidrs, *facts.service_cidrs, *facts.node_cidrs)
-        if not facts.pod_cidrs or not facts.node_cidrs:
-            if any(net.cidr.version == p.version and net.cidr.overlaps(p) for p in _PRIVATE):
-                self.diags.append(Diagnostic(
-                    Code.NPD207,
-                    f"{rule.action.value} '{rule.flow}' reaches {net.describe()}, which overlaps private address "
-                    "space where pod "
-                    "and node IPs live; ipBlock also matches pods and nodes on some engines, so the output could "
-                    "be wider than intent",
-                    rule.location,
-                    hint="declare cluster=cluster_info(pod_cidrs=[...], node_cidrs=[...]) so they are carved out",
-                ))
-            return [net]
-        pieces = [net]
-        for c in cluster:
-            pieces = [q for p in pieces for q in p.minus(Network(c))]
+        pieces, problem = outside_cluster(net, rule, self.program.cluster, "ipBlock (on some engines)")
+        if problem is not None:
+            self.diags.append(problem)
         return pieces
 
 

@@ -92,7 +92,7 @@ def line_of(example: str, text: str) -> int:
 
 
 def test_the_engine_is_registered() -> None:
-    assert engine_names() == ("cilium", "kubernetes")
+    assert engine_names() == ("calico", "cilium", "kubernetes")
 
 
 def test_fqdn_needs_a_lookup_the_dns_proxy_sees(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -324,12 +324,12 @@ def test_matrix(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_engine_exits_2(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "simulate", "--engine", "calico", "--inventory", "inv.yaml", "--port", "1",
+    code, out, err = run(capsys, "simulate", "--engine", "antrea", "--inventory", "inv.yaml", "--port", "1",
                          "three_tier.yaml")
     assert (code, out) == (2, "")
-    assert "argument --engine: invalid choice: 'calico' (choose from 'cilium', 'kubernetes')" in err
-    with pytest.raises(InputError, match="unknown engine 'calico' \\(known: cilium, kubernetes\\)"):
-        make_engine("calico", load_manifests(["three_tier.yaml"]), load_inventory(["inv.yaml"]))
+    assert "argument --engine: invalid choice: 'antrea' (choose from 'calico', 'cilium', 'kubernetes')" in err
+    with pytest.raises(InputError, match="unknown engine 'antrea' \\(known: calico, cilium, kubernetes\\)"):
+        make_engine("antrea", load_manifests(["three_tier.yaml"]), load_inventory(["inv.yaml"]))
 
 
 def test_manifest_errors_exit_2_all_at_once(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:

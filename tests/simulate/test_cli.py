@@ -161,9 +161,9 @@ def test_usage_errors_exit_2(shop: Path, capsys: pytest.CaptureFixture[str], arg
 
 
 def test_unknown_engine_is_an_argparse_error(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "simulate", "--engine", "calico", "--inventory", "inv.yaml", "--port", "1", "policies")
+    code, out, err = run(capsys, "simulate", "--engine", "antrea", "--inventory", "inv.yaml", "--port", "1", "policies")
     assert (code, out) == (2, "")
-    assert "argument --engine: invalid choice: 'calico' (choose from" in err
+    assert "argument --engine: invalid choice: 'antrea' (choose from" in err
 
 
 def test_input_errors_of_every_file_at_once(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:

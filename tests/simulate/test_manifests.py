@@ -80,5 +80,5 @@ def test_missing_paths_and_empty_folders(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_unknown_engine(tmp_path: Path) -> None:
     inventory = load_inventory([write(tmp_path, "inv.yaml", INVENTORY)])
-    with pytest.raises(InputError, match=r"unknown engine 'calico' \(known: cilium, kubernetes\)"):
-        make_engine("calico", (), inventory)
+    with pytest.raises(InputError, match=r"unknown engine 'antrea' \(known: calico, cilium, kubernetes\)"):
+        make_engine("antrea", (), inventory)

@@ -3,7 +3,8 @@
 * the output, evaluated with Kubernetes NetworkPolicy semantics, allows exactly the intent (never more,
   never less) on an exhaustive universe of pods, namespaces and external hosts;
 * compiling is deterministic;
-* where the target cannot express an intent it refuses with a diagnostic instead of emitting anything.
+* where the target cannot express an intent it refuses with a diagnostic instead of emitting anything
+  (service accounts: NPD211).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_program
 from netpol_dsl.ir.lower import lower
+from netpol_dsl.ir.peers import Workloads
+from netpol_dsl.ir.selectors import SERVICE_ACCOUNT_KEY
 from netpol_dsl.render.yaml import dump
 from tests.helpers import output_vs_intent
 from tests.strategies import connections, policies
@@ -64,6 +67,24 @@ def test_compiling_is_deterministic(policy: n.Policy) -> None:
             return [d.render() for d in exc.diagnostics]
 
     assert render() == render()
+
+
+@settings(max_examples=40, deadline=None)
+@given(policies())
+def test_service_accounts_are_refused_with_npd211(policy: n.Policy) -> None:
+    """NetworkPolicy selects pods only by labels: a rule selecting by service account is never emitted."""
+    program = lower(policy)
+    uses = [r for r in program.rules
+            if any(isinstance(w, Workloads) and w.pods.get(SERVICE_ACCOUNT_KEY) is not None
+                   for w in (r.subject, r.peer))]
+    if not uses:
+        return
+    try:
+        compile_program(program, "kubernetes")
+    except n.CompileError as exc:
+        assert "NPD211" in {d.code.name for d in exc.diagnostics}
+    else:
+        raise AssertionError(f"{uses[0].describe()} selects by service account and was compiled")
 
 
 def test_generated_outputs_validate(tmp_path: Path, validator: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_policy
+from netpol_dsl.verify import verify
 
 SHOP = n.namespace("shop")
 WEB = SHOP.pods(app="web")
@@ -70,3 +71,26 @@ def test_absent_requirement_on_an_undeclared_namespace_label_is_not_assumed() ->
     with pytest.raises(n.CompileError) as exc:
         compile_policy(policy, "kubernetes")
     assert {d.code.name for d in exc.value.diagnostics} == {"NPD204"}
+
+
+def test_service_accounts_are_refused_once_per_rule_whichever_side_names_them() -> None:
+    """NetworkPolicy selects pods only by labels (NPD211): as subject, as peer, in a deny."""
+    account = n.service_account("shop", "web")
+    for rule in (n.allow(account >> SHOP.pods(app="api"), n.tcp(80)),
+                 n.allow(SHOP.pods(app="api") >> WEB.service_account("web"), n.tcp(80), direction="egress"),
+                 n.deny(account >> n.anything())):
+        with pytest.raises(n.CompileError) as exc:
+            compile_policy(n.Policy("p", owns=[SHOP], baseline=n.baseline(), rules=[rule]), "kubernetes")
+        [d] = exc.value.diagnostics
+        assert d.code.name == "NPD211" and d.location == rule.location
+        assert "selects pods by service account" in d.message and "'cilium' or 'calico'" in d.hint
+
+
+def test_expectations_may_name_service_accounts_on_kubernetes() -> None:
+    """Only rules go to the target: an expectation about an account is checked on the synthesized pods."""
+    api = SHOP.pods(app="api")
+    policy = n.Policy("p", owns=[SHOP], baseline=n.baseline(), rules=[n.allow(WEB >> api, n.tcp(8080))],
+                      expectations=[n.expect(WEB.service_account("web")).reaches(api, n.tcp(8080)),
+                                    n.expect(n.service_account("shop", "web")).reaches(api, n.tcp(8080))])
+    [failure] = verify(policy, "kubernetes")
+    assert "expectation 'shop/serviceAccount=web reaches shop/app=api on tcp/8080' fails" in failure.message

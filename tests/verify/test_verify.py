@@ -70,3 +70,15 @@ def test_connectivity_matrix_snapshot() -> None:
     assert "shop/app-api: -\n" in matrix
     pods = [e for e in Verifier.build(POLICY).endpoints if isinstance(e, Pod)]
     assert matrix.count("\n") == len(pods)
+
+
+def test_expectations_about_service_accounts_on_cilium() -> None:
+    web = SHOP.pods(app="web").service_account("web")
+    policy = n.Policy("shop", owns=[SHOP], baseline=n.baseline(), rules=[n.allow(web >> API, n.tcp(8080))],
+                      expectations=[n.expect(web).reaches(API, n.tcp(8080)),
+                                    n.expect(WEB.service_account("batch")).does_not_reach(API, n.tcp(8080))])
+    assert verify(policy, "cilium") == []
+    wrong = n.Policy("shop", owns=[SHOP], baseline=n.baseline(), rules=[n.allow(web >> API, n.tcp(8080))],
+                     expectations=[n.expect(WEB).reaches(API, n.tcp(8080))])
+    [d] = verify(wrong, "cilium")  # app=web pods running as another account are not allowed
+    assert "the 'cilium' output drops" in d.message and "(the policy itself does not allow it)" in d.message

@@ -26,8 +26,8 @@ from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import object_metadata
 from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
-from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, section
-from netpol_dsl.targets.labelselector import label_selector, slug
+from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, pod_selector, section
+from netpol_dsl.targets.labelselector import slug
 
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
@@ -53,6 +53,7 @@ class _Policy:
         self.isolate: set[Direction] = set()
 
 
+@attrs.frozen
 class CiliumTarget(Target):
     name: ClassVar[str] = "cilium"
     capabilities: ClassVar[Mapping[Capability, CapabilityNote]] = {
@@ -164,7 +165,7 @@ class _Compiler:
             name = object_name(base + "-x", repr(key), limit=len(base) + 8)
         used.add((kind, key.namespace, name))
         spec: dict[str, Any] = {
-            "endpointSelector": label_selector(key.subject.pods) if not key.clusterwide
+            "endpointSelector": pod_selector(key.subject.pods) if not key.clusterwide
             else identity_selector(key.subject),
         }
         for field in ("ingress", "egress", "ingressDeny", "egressDeny"):

@@ -8,11 +8,12 @@ from typing import Any
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, EntityKind, Network, Peer, Workloads
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Direction, HttpMatch, Rule
-from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, Constraint, Selector, Shape
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Constraint, Selector, Shape
 from netpol_dsl.targets.labelselector import label_selector
 
 NAMESPACE_KEY = "k8s:io.kubernetes.pod.namespace"
 NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
+SERVICE_ACCOUNT_LABEL = "io.cilium.k8s.policy.serviceaccount"  # identity label Cilium derives from the pod
 MAX_PORTS = 40  # per toPorts entry (CRD maxItems)
 
 
@@ -25,9 +26,20 @@ def _namespace_key(k: str) -> str:
     return NAMESPACE_KEY if k == NAMESPACE_NAME_LABEL else NAMESPACE_LABEL_PREFIX + k
 
 
+def pod_key(k: str) -> str:
+    """Pod selector keys as identity labels: the service-account pseudo-label becomes Cilium's own."""
+    return SERVICE_ACCOUNT_LABEL if k == SERVICE_ACCOUNT_KEY else k
+
+
+def pod_selector(selector: Selector) -> dict[str, Any]:
+    """A pod selector (``endpointSelector`` of a CNP) over identity labels."""
+    return label_selector(selector, pod_key)
+
+
 def identity_selector(w: Workloads) -> dict[str, Any]:
-    """An endpoint selector over Cilium identity labels: pod labels, the namespace and its labels."""
-    pods = label_selector(w.pods)
+    """An endpoint selector over Cilium identity labels: pod labels and service account, the namespace
+    and its labels."""
+    pods = pod_selector(w.pods)
     ns_constraints = w.namespaces.constraints
     if not ns_constraints:
         # a selector without a namespace means "this namespace" in a CNP: say "any" explicitly

@@ -1,0 +1,439 @@
+"""Target ``calico``: projectcalico.org/v3 Tier, GlobalNetworkPolicy, NetworkPolicy and GlobalNetworkSet.
+
+Calico has what the reference semantics needs, so the IR maps onto it without subtraction:
+
+* every DSL tier becomes a ``Tier`` with the same ``order`` and ``defaultAction: Pass`` (3.29+): a
+  tier whose rules do not decide lets the walk go on, as the intent says;
+* in a tier, deny policies come first (``order`` 100), then pass (200), then allow (300): Calico's
+  first matching rule decides, which gives the intent's "any deny, else any pass, else any allow";
+* default deny (the baseline's, and the one an allow list implies) is a rule-less policy in Calico's
+  ``default`` tier (where Kubernetes NetworkPolicies live, ``defaultAction: Deny``): a pod that no tier
+  decided for is denied there by the end-of-tier deny, exactly when the intent isolates it;
+* workloads of one named namespace get a ``NetworkPolicy`` there, others a ``GlobalNetworkPolicy``
+  with a ``namespaceSelector``; pod peers are limited to pods (``projectcalico.org/orchestrator ==
+  "k8s"``), so a NetworkSet with the same labels never matches by accident;
+* CIDR peers become ``nets``/``notNets`` with the cluster's own CIDRs carved out (``nets`` match pod
+  addresses too); the baseline blocklist becomes one ``GlobalNetworkSet`` selected with ``global()``.
+
+Options choose the Calico version (3.29-3.32), policy names with the ``<tier>.`` prefix that 3.29-3.31
+require, staged (audit-only) kinds, and HTTP rules for clusters with Istio application layer policy.
+FQDN egress is always an error: ``destination.domains`` exists only in Calico Enterprise's API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
+from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, minimal_workloads
+from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
+from netpol_dsl.provenance import MANAGED_BY, object_metadata
+from netpol_dsl.targets.base import (
+    Capability,
+    CapabilityNote,
+    Manifest,
+    Output,
+    Support,
+    Target,
+    object_name,
+    option,
+    parse_bool,
+    parse_choice,
+    short_hash,
+)
+from netpol_dsl.targets.calico.selectors import (
+    GLOBAL,
+    ORCHESTRATOR,
+    Unquotable,
+    expression,
+    namespace_key,
+    pod_key,
+    quote,
+)
+from netpol_dsl.targets.labelselector import slug
+from netpol_dsl.targets.networks import expand, outside_cluster
+
+API_VERSION = "projectcalico.org/v3"
+VERSIONS = ("3.29", "3.30", "3.31", "3.32")
+DEFAULT_TIER = "default"
+DEFAULT_TIER_ORDER = 1_000_000  # Calico's built-in tier of Kubernetes NetworkPolicies
+RESERVED_TIERS = frozenset({DEFAULT_TIER, "kube-admin", "kube-baseline", "adminnetworkpolicy",
+                            "baselineadminnetworkpolicy"})
+ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
+SET_LABEL = "netpol-dsl.dev/network-set"
+MAX_PORTS = 50  # per rule (validator)
+_GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring",
+                "fqdn-dns": "fqdn-dns", "blocklist": "blocklist", "metadata": "block-metadata"}
+
+Y, P, N = Support.YES, Support.PARTIAL, Support.NO
+
+
+@attrs.frozen(order=True)
+class _Key:
+    tier: str  # "" for Calico's default tier (isolation)
+    order: int
+    namespace: str  # "" for a GlobalNetworkPolicy
+    subject: Workloads
+    group: str
+
+
+class _Policy:
+    def __init__(self) -> None:
+        self.rules: dict[Direction, list[dict[str, Any]]] = defaultdict(list)
+        self.types: set[Direction] = set()
+        self.origins: set[Location] = set()
+
+
+@attrs.frozen
+class CalicoTarget(Target):
+    name: ClassVar[str] = "calico"
+    capabilities: ClassVar[Mapping[Capability, CapabilityNote]] = {
+        Capability.POD_SELECTORS: CapabilityNote(Y, "selector expressions and namespaceSelector"),
+        Capability.CIDR: CapabilityNote(Y, "nets/notNets, cluster CIDRs carved out; blocklists as GlobalNetworkSet"),
+        Capability.FQDN: CapabilityNote(N, "error NPD201 (destination.domains is Calico Enterprise only)"),
+        Capability.HTTP: CapabilityNote(P, "error NPD202 unless option alp=true (Istio ALP; ingress only)"),
+        Capability.DENY: CapabilityNote(Y, "Deny action, ordered before pass and allow"),
+        Capability.TIERS: CapabilityNote(Y, "Tier with order and defaultAction: Pass; Pass action"),
+        Capability.CLUSTER_WIDE: CapabilityNote(Y, "GlobalNetworkPolicy"),
+        Capability.ENTITIES: CapabilityNote(N, "error NPD203; world is a CIDR"),
+        Capability.PORT_RANGES: CapabilityNote(Y, '"min:max"'),
+        Capability.NAMED_PORTS: CapabilityNote(Y),
+        Capability.SCTP: CapabilityNote(Y),
+        Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "error NPD209"),
+    }
+
+    version: str = option("3.30", "Calico version the output is for: " + ", ".join(VERSIONS),
+                          parse_choice(VERSIONS))
+    tier_prefix: bool = option(True, "name policies <tier>.<name> outside the default tier (required by 3.29-3.31; "
+                               "false needs 3.32+)", parse_bool)
+    staged: bool = option(False, "emit StagedGlobalNetworkPolicy/StagedNetworkPolicy (audit only, 3.30+)", parse_bool)
+    alp: bool = option(False, "the cluster runs Istio application layer policy: emit HTTP method/path rules "
+                       "(ingress, exact or prefix paths)", parse_bool)
+
+    def __attrs_post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"calico.version: expected one of {', '.join(VERSIONS)}, got {self.version!r}")
+        if not self.tier_prefix and self.version < "3.32":
+            raise ValueError(f"calico.tier-prefix=false needs version 3.32 or later (got {self.version}): "
+                             "Calico 3.29-3.31 reject policy names without the <tier>. prefix")
+        if self.staged and self.version < "3.30":
+            raise ValueError(f"calico.staged=true needs version 3.30 or later (got {self.version})")
+
+    def compile(self, program: Program) -> Output:
+        return _Compiler(program, self).run()
+
+
+class _Compiler:
+    def __init__(self, program: Program, options: CalicoTarget) -> None:
+        self.program = program
+        self.options = options
+        self.diags: list[Diagnostic] = []
+        self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
+        self.blocked: set[str] = set()  # CIDRs of the blocklist GlobalNetworkSet
+        self.blocked_origins: set[Location] = set()
+
+    # ---- checks ---------------------------------------------------------------------------------
+
+    def error(self, code: Code, rule: Rule, problem: str, hint: str) -> None:
+        self.diags.append(Diagnostic(code, f"{rule.action.value} '{rule.flow}' {problem}; target 'calico' cannot "
+                                     "express it", rule.location, hint=hint))
+
+    def check(self, rule: Rule) -> bool:
+        peer = rule.peer
+        if isinstance(peer, DnsName) and rule.action is not Action.ALLOW:
+            self.error(Code.NPD209, rule, f"matches traffic by the DNS name {peer.pattern}",
+                       "block the provider's CIDRs with blocked_cidrs= instead")
+            return False
+        if isinstance(peer, DnsName):
+            self.error(Code.NPD201, rule, f"needs FQDN egress to {peer.pattern}",
+                       "allow an explicit cidr(...) instead (narrower), or use target cilium; Calico matches domains "
+                       "only in Calico Enterprise (destination.domains is not in the Open Source API)")
+            return False
+        if isinstance(peer, Entity):
+            self.error(Code.NPD203, rule, f"needs the entity '{peer.kind.value}'",
+                       "Calico Open Source has no selector for nodes or the API server: use cidr(...) with your "
+                       "node or API server addresses, or target cilium")
+            return False
+        if rule.http and not self.options.alp:
+            self.error(Code.NPD202, rule, "needs HTTP (L7) matching",
+                       "Felix ignores http matches without Istio application layer policy, so the rule would allow "
+                       "the whole port; if ALP is installed, build with --option calico.alp=true")
+            return False
+        if rule.http:
+            return self.check_http(rule)
+        return True
+
+    def check_http(self, rule: Rule) -> bool:
+        if rule.direction is Direction.EGRESS and not any(
+                o.direction is Direction.INGRESS and o.flow == rule.flow and o.http == rule.http
+                and o.action is Action.ALLOW for o in self.program.rules):
+            self.error(Code.NPD202, rule, "needs HTTP matching on egress without an ingress half",
+                       "application layer policy enforces HTTP rules at the destination pod only: let the flow "
+                       "have both halves (the default direction)")
+            return False
+        for h in rule.http:
+            problem = None
+            if h.host is not None or h.headers:
+                problem = "matches the Host header or other headers"
+            elif h.method is not None and not re.fullmatch(r"[A-Z]+", h.method):
+                problem = f"matches methods by the pattern {h.method!r}"
+            elif h.path is not None and _path(h.path) is None:
+                problem = f"matches paths by the pattern {h.path!r}, neither an exact path nor a prefix"
+            if problem:
+                self.error(Code.NPD202, rule, f"{problem} with application layer policy",
+                           "Calico matches a method list and exact or prefix paths only")
+                return False
+        return True
+
+    def check_tiers(self) -> None:
+        for tier in self.program.tiers:
+            problem = None
+            if tier.name in RESERVED_TIERS:
+                problem = f"tier name {tier.name!r} is one of Calico's own tiers"
+            elif tier.order >= DEFAULT_TIER_ORDER:
+                problem = (f"tier {tier.name!r} has order {tier.order}, not before Calico's default tier "
+                           f"({DEFAULT_TIER_ORDER}) where default deny is enforced")
+            if problem:
+                self.diags.append(Diagnostic(Code.NPD017, f"{problem}; target 'calico' cannot place it",
+                                             self.program.location, hint="rename the tier or lower its order"))
+
+    # ---- structure ------------------------------------------------------------------------------
+
+    def place(self, subject: Workloads) -> str:
+        """The namespace of a NetworkPolicy for ``subject``, or "" for a GlobalNetworkPolicy."""
+        name = subject.namespace
+        if name is not None and subject.namespaces.without(NAMESPACE_NAME_LABEL).is_all:
+            return name
+        return ""
+
+    def run(self) -> Output:
+        self.check_tiers()
+        rules = [r for r in self.program.rules if self.check(r)]
+        for r in rules:
+            key = _Key(r.tier.name, r.tier.order, self.place(r.subject), r.subject,
+                       f"{r.group}:{r.action.value}")
+            pol = self.policies[key]
+            pol.types.add(r.direction)
+            pol.origins.update(r.origins)
+            for rendered in self.rule(r, key.namespace):
+                if rendered not in pol.rules[r.direction]:
+                    pol.rules[r.direction].append(rendered)
+        self.isolate(rules)
+        if any(d.severity is Severity.ERROR for d in self.diags):
+            raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
+        manifests = self.tiers()
+        used: set[tuple[str, str, str]] = set()
+        manifests += [self.policy(k, self.policies[k], used) for k in sorted(self.policies)]
+        manifests += self.network_sets()
+        return Output(tuple(sorted(manifests, key=lambda m: m.filename)),
+                      tuple(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message))))
+
+    def isolate(self, rules: list[Rule]) -> None:
+        """Default deny in Calico's default tier for every pod the intent isolates: the baseline's, and the
+        subjects of allow lists (a pod selected by an allow is default-deny in that direction)."""
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            subjects = [i.subject for i in self.program.isolations if i.direction is direction]
+            subjects += [r.subject for r in rules if r.action is Action.ALLOW and r.direction is direction]
+            for subject in minimal_workloads(subjects):
+                baseline = any(i.direction is direction and subject == i.subject for i in self.program.isolations)
+                pol = self.policies[_Key("", 0, self.place(subject), subject, "default-deny")]
+                pol.types.add(direction)
+                origins = [i.origins for i in self.program.isolations if i.direction is direction
+                           and i.subject == subject] if baseline else \
+                    [r.origins for r in rules if r.action is Action.ALLOW and r.direction is direction
+                     and r.subject.issubset(subject)]
+                pol.origins.update(loc for o in origins for loc in o)
+
+    # ---- rules ----------------------------------------------------------------------------------
+
+    def rule(self, r: Rule, namespace: str) -> list[dict[str, Any]]:
+        """The Calico rules for one IR rule: one per peer alternative and protocol."""
+        action = {Action.ALLOW: "Allow", Action.DENY: "Deny", Action.PASS: "Pass"}[r.action]
+        out = []
+        # ALP ANDs a rule's methods and paths: one Calico rule per request shape, never their cross product
+        requests: list[HttpMatch | None] = list(r.http) if r.http and r.direction is Direction.INGRESS else [None]
+        for peer, (protocol, ports), request in itertools.product(self.peer(r, namespace), _by_protocol(r.ports),
+                                                                  requests):
+            rule: dict[str, Any] = {"action": action}
+            if protocol:
+                rule["protocol"] = protocol
+            here: dict[str, Any] = {}
+            if ports:
+                here["ports"] = ports
+            if r.direction is Direction.INGRESS:
+                if peer:
+                    rule["source"] = peer
+                if here:
+                    rule["destination"] = here
+            else:
+                merged = {**peer, **here}
+                if merged:
+                    rule["destination"] = merged
+            if request is not None:
+                rule["http"] = _http(request)
+            out.append(rule)
+        return out
+
+    def peer(self, r: Rule, namespace: str) -> list[dict[str, Any]]:
+        """Entity rules (without ports) for the rule's peer; [] when nothing is left of it."""
+        peer: Peer = r.peer
+        if isinstance(peer, Anything):
+            return [{}]
+        if isinstance(peer, Workloads):
+            return [self.workloads(peer, namespace, r)]
+        if isinstance(peer, Network):
+            pieces, problem = outside_cluster(peer, r, self.program.cluster, "Calico's nets")
+            if problem is not None:
+                self.diags.append(problem)
+            if r.group == "blocklist":  # one GlobalNetworkSet holds the program's blocklist
+                self.blocked.update(str(n) for p in pieces for n in expand(p))
+                self.blocked_origins.update(r.origins)
+                return [{"selector": f"{SET_LABEL} == {quote(self.set_name())}", "namespaceSelector": GLOBAL}]
+            return [_nets(p) for p in pieces]
+        raise AssertionError(f"unchecked peer {peer!r}")
+
+    def workloads(self, w: Workloads, namespace: str, r: Rule) -> dict[str, Any]:
+        try:
+            entity: dict[str, Any] = {"selector": expression(w.pods, pod_key, (f"{ORCHESTRATOR} == \"k8s\"",))}
+            if not (namespace and w.namespace == namespace and
+                    w.namespaces.without(NAMESPACE_NAME_LABEL).is_all):
+                entity["namespaceSelector"] = expression(w.namespaces, namespace_key)
+        except Unquotable as exc:
+            self.diags.append(Diagnostic(Code.NPD002, f"{r.action.value} '{r.flow}': {exc}", r.location))
+            return {}
+        return entity
+
+    def set_name(self) -> str:
+        return object_name(f"{self.program.name}-blocklist", self.program.name)
+
+    # ---- objects --------------------------------------------------------------------------------
+
+    def tiers(self) -> list[Manifest]:
+        used = sorted({k.tier for k in self.policies if k.tier})
+        out = []
+        for tier in (t for t in self.program.tiers if t.name in used):
+            body = {"apiVersion": API_VERSION, "kind": "Tier",
+                    "metadata": {"name": tier.name, "labels": dict(MANAGED_BY)},
+                    "spec": {"order": tier.order, "defaultAction": "Pass"}}
+            out.append(Manifest("Tier", tier.name, None, body, f"tier_{tier.name}.yaml"))
+        return out
+
+    def network_sets(self) -> list[Manifest]:
+        if not self.blocked:
+            return []
+        name = self.set_name()
+        metadata = object_metadata(name, None, self.program.name, self.blocked_origins)
+        metadata["labels"][SET_LABEL] = name
+        body = {"apiVersion": API_VERSION, "kind": "GlobalNetworkSet", "metadata": metadata,
+                "spec": {"nets": sorted(self.blocked, key=_net_order)}}
+        return [Manifest("GlobalNetworkSet", name, None, body, f"globalnetworkset_{name}.yaml")]
+
+    def policy(self, key: _Key, pol: _Policy, used: set[tuple[str, str, str]]) -> Manifest:
+        staged = self.options.staged
+        kind = ("Staged" if staged else "") + ("NetworkPolicy" if key.namespace else "GlobalNetworkPolicy")
+        group, _, action = key.group.partition(":")
+        subject = slug(key.subject.pods) if key.namespace else _global_slug(key.subject)
+        base = _GROUP_NAMES.get(group, group)
+        if not base:
+            base = subject
+        elif not key.subject.pods.is_all or not key.namespace:
+            base = f"{base}-{subject}"
+        if action in ("deny", "pass") and not group:
+            base = f"{base}-{action}"
+        if not key.namespace:
+            base = f"{self.program.name}-{base}"
+        name = object_name(base, repr(key))
+        if key.tier:
+            name = f"{key.tier}.{name}" if self.options.tier_prefix else object_name(f"{key.tier}-{name}", repr(key))
+        if (kind, key.namespace, name) in used:
+            name = f"{name}-{short_hash(repr(key))}"
+        used.add((kind, key.namespace, name))
+        spec: dict[str, Any] = {"tier": key.tier or DEFAULT_TIER,
+                                "order": ORDER[Action(action)] if action else 1000}
+        if key.namespace:
+            spec["selector"] = expression(key.subject.pods, pod_key)
+        else:
+            spec["selector"] = expression(key.subject.pods, pod_key, (f"{ORCHESTRATOR} == \"k8s\"",))
+            spec["namespaceSelector"] = expression(key.subject.namespaces, namespace_key)
+        spec["types"] = [d.value.capitalize() for d in (Direction.INGRESS, Direction.EGRESS) if d in pol.types]
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            if pol.rules.get(direction):
+                spec[direction.value] = pol.rules[direction]
+        if staged:
+            spec = {"stagedAction": "Set", **spec}
+        metadata = object_metadata(name, key.namespace or None, self.program.name, pol.origins)
+        body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+        filename = f"{kind.lower()}_{key.namespace + '_' if key.namespace else ''}{name}.yaml"
+        return Manifest(kind, name, key.namespace or None, body, filename)
+
+
+def _global_slug(w: Workloads) -> str:
+    ns = w.namespace or ("all-namespaces" if w.namespaces.is_all else slug(w.namespaces))
+    return f"{ns}-{slug(w.pods)}"
+
+
+def _net_order(text: str) -> tuple[int, str]:
+    return (6 if ":" in text else 4, text)
+
+
+def _nets(net: Network) -> dict[str, Any]:
+    entity: dict[str, Any] = {"nets": [str(net.cidr)]}
+    if net.excepts:
+        entity["notNets"] = [str(e) for e in net.excepts]
+    return entity
+
+
+def _by_protocol(ports: Ports) -> list[tuple[str, list[int | str]]]:
+    """(protocol, ports) per Calico rule: one protocol per rule, at most MAX_PORTS ports; ("", []) for any."""
+    if ports is None:
+        return [("", [])]
+    by: dict[str, list[int | str]] = defaultdict(list)
+    whole: set[str] = set()
+    for p in ports:
+        if p.name:
+            by[p.protocol].append(p.name)
+        elif p.all_ports:
+            whole.add(p.protocol)
+        else:
+            by[p.protocol].append(p.first if p.first == p.last else f"{p.first}:{p.last}")
+    out: list[tuple[str, list[int | str]]] = [(proto, []) for proto in sorted(whole)]
+    for proto in sorted(by):
+        if proto in whole:
+            continue
+        items = by[proto]
+        out += [(proto, items[i:i + MAX_PORTS]) for i in range(0, len(items), MAX_PORTS)]
+    return out
+
+
+def _path(pattern: str) -> dict[str, str] | None:
+    """An HTTP path regex as Calico's ``exact`` or ``prefix`` match, if it is one."""
+    literal = re.sub(r"\\(.)", r"\1", pattern)
+    if re.escape(literal) == pattern or not re.search(r"[\\^$.|?*+()\[\]{}]", pattern):
+        return {"exact": literal}
+    if pattern.endswith(".*"):
+        head = pattern[:-2]
+        literal = re.sub(r"\\(.)", r"\1", head)
+        if re.escape(literal) == head or not re.search(r"[\\^$.|?*+()\[\]{}]", head):
+            return {"prefix": literal}
+    return None
+
+
+def _http(match: HttpMatch) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if match.method is not None:
+        out["methods"] = [match.method]
+    path = _path(match.path) if match.path is not None else None
+    if path is not None:
+        out["paths"] = [path]
+    return out
+
+
+__all__ = ["CalicoTarget"]
