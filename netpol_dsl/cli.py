@@ -136,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     [target] = _configured([args.target], args.options)
+    if getattr(target, "staged", False):
+        raise InputError(["verify checks what the output enforces, and staged policies enforce nothing: "
+                          "verify without calico.staged"])
     loaded, problems = load(args.paths)
     checked = 0
     for lp in loaded:

@@ -102,12 +102,15 @@ port_sets = st.sampled_from([
 ])
 
 
+TIERS = ("security", "platform", "application", "baseline")
+
+
 @st.composite
-def rules(draw: st.DrawFn, l7: bool = False) -> n.RuleSpec:
+def rules(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS) -> n.RuleSpec:
     action = draw(st.sampled_from(["allow", "allow", "deny", "pass"]))
     src, dst = draw(zones), draw(l7_zones if l7 and action == "allow" else zones)
     ports = draw(port_sets)
-    tier = draw(st.sampled_from(["security", "platform", "application", "baseline"]))
+    tier = draw(st.sampled_from(tiers))
     direction = draw(st.sampled_from(["both", "both", "egress", "ingress"]))
     if action == "allow":
         http = draw(http_rules) if l7 else ()
@@ -120,10 +123,11 @@ def rules(draw: st.DrawFn, l7: bool = False) -> n.RuleSpec:
 
 
 @st.composite
-def policies(draw: st.DrawFn, l7: bool = False) -> n.Policy:
+def policies(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS) -> n.Policy:
+    """Generated intents; fewer ``tiers`` make rules of one tier meet more often (deny vs pass vs allow)."""
     owns = [n.namespace("ns1", labels={"team": "x"}), n.namespace("ns2")]
     base = draw(st.sampled_from([None, "both", "ingress", "egress"]))
-    the_rules = draw(st.lists(rules(l7), min_size=1, max_size=5))
+    the_rules = draw(st.lists(rules(l7, tiers), min_size=1, max_size=5))
     bl = None
     if base is not None:
         bl = n.baseline(default_deny=base,  # type: ignore[arg-type]

@@ -211,3 +211,10 @@ def test_bad_options_are_usage_errors_and_write_nothing(tmp_path: Path, capsys: 
     assert code == 2 and out == ""
     assert err.startswith("netpol-dsl: error: ") and message in err
     assert not (tmp_path / "out").exists()
+
+
+def test_verify_refuses_staged_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["verify", str(ROOT / "examples" / "quarantine.py"), "-t", "calico",
+                          "-O", "calico.staged=true"], capsys)
+    assert (code, out) == (2, "")
+    assert "staged policies enforce nothing" in err

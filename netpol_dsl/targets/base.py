@@ -29,6 +29,7 @@ class Capability(enum.Enum):
     DENY = "deny rules"
     TIERS = "ordered tiers and pass"
     CLUSTER_WIDE = "cluster-wide workloads"
+    SERVICE_ACCOUNTS = "workloads by service account"
     ENTITIES = "entities (host, remote-node, kube-apiserver, cluster)"
     PORT_RANGES = "port ranges"
     NAMED_PORTS = "named ports"

@@ -61,6 +61,7 @@ class KubernetesTarget(Target):
         Capability.DENY: CapabilityNote(P, "by exact subtraction from allows (NPD205 where impossible)"),
         Capability.TIERS: CapabilityNote(P, "flattened: higher-tier denies and passes carve lower allows"),
         Capability.CLUSTER_WIDE: CapabilityNote(N, "one namespace per policy; error NPD204"),
+        Capability.SERVICE_ACCOUNTS: CapabilityNote(N, "error NPD211; select by a pod label"),
         Capability.ENTITIES: CapabilityNote(N, "error NPD203; world is a CIDR"),
         Capability.PORT_RANGES: CapabilityNote(Y, "endPort (Kubernetes 1.25+)"),
         Capability.NAMED_PORTS: CapabilityNote(Y),

@@ -103,6 +103,7 @@ class CalicoTarget(Target):
         Capability.DENY: CapabilityNote(Y, "Deny action, ordered before pass and allow"),
         Capability.TIERS: CapabilityNote(Y, "Tier with order and defaultAction: Pass; Pass action"),
         Capability.CLUSTER_WIDE: CapabilityNote(Y, "GlobalNetworkPolicy"),
+        Capability.SERVICE_ACCOUNTS: CapabilityNote(Y, "projectcalico.org/serviceaccount"),
         Capability.ENTITIES: CapabilityNote(N, "error NPD203; world is a CIDR"),
         Capability.PORT_RANGES: CapabilityNote(Y, '"min:max"'),
         Capability.NAMED_PORTS: CapabilityNote(Y),
