@@ -99,6 +99,8 @@ class Code(enum.Enum):
     NPD209 = "domain blocklist not expressible"
     NPD210 = "pass not expressible exactly"
     NPD211 = "service account not expressible"
+    NPD212 = "deny would turn on default deny"
+    NPD213 = "port range not expressible"
     # warnings
     NPD301 = "HTTP rule makes the whole port L7"
     # the build step

@@ -63,20 +63,28 @@ CASES: dict[str, tuple[str, str]] = {
     "NPD211": (SHOP + 'policy = Policy("p", rules=[allow(service_account("shop", "web") >> api, tcp(80))])  # <-',
                "allow 'shop/serviceAccount=web -> shop/app=api' selects pods by service account "
                "(shop/serviceAccount=web); target 'kubernetes' cannot express it"),
+    "NPD212": (SHOP + 'policy = Policy("p", rules=[deny(web >> api, tcp(80), direction="ingress")])  # <-',
+               "would put shop/app=api into default deny for ingress: Cilium 1.15 has no enableDefaultDeny"),
+    "NPD213": (SHOP + 'policy = Policy("p", baseline=baseline(), owns=[shop], rules=[\n'
+               '    allow(web >> api, tcp(port_range(8000, 8100))),  # <-\n])',
+               "matches the port range tcp/8000-8100: Cilium 1.15 has no endPort"),
 }
+# codes of the cilium target's version option: built with these arguments instead of the default target
+TARGET_ARGS = {code: ["-t", "cilium", "-O", "cilium.version=1.15"] for code in ("NPD212", "NPD213")}
 
 
-def _build(folder: Path, name: str, source: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def _build(folder: Path, name: str, source: str, capsys: pytest.CaptureFixture[str],
+           args: tuple[str, ...] = ()) -> tuple[int, str]:
     path = folder / f"{name}.py"
     path.write_text(HEAD + source + "\n", encoding="utf-8")
-    code = main(["build", str(path), "-o", "-"])
+    code = main(["build", str(path), *args, "-o", "-"])
     return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("code", sorted(CASES))
 def test_error_code(code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, fragment = CASES[code]
-    exit_code, err = _build(tmp_path, code.lower(), textwrap.dedent(source), capsys)
+    exit_code, err = _build(tmp_path, code.lower(), textwrap.dedent(source), capsys, tuple(TARGET_ARGS.get(code, ())))
     assert exit_code == 1, err
     first = err.splitlines()[0]
     assert f"error[{code}]" in first, err

@@ -201,3 +201,18 @@ def test_every_option_combination_validates(validator: Path, tmp_path: Path) -> 
         out.write_text(dump_all([m.body for m in compile_policy(policy, target).manifests], "test"), encoding="utf-8")
         result = subprocess.run([sys.executable, str(validator), *flags, str(out)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_zone_of_many_cidrs_becomes_one_network_set_for_its_flow() -> None:
+    partners = (n.cidr("198.51.100.0/24") | n.cidr("203.0.113.0/25") | n.cidr("192.0.2.0/24")).named("partners")
+    bodies = _bodies(n.Policy("p", rules=[n.allow(WEB >> partners, n.tcp(443)),
+                                          n.allow(WEB >> n.cidr("198.18.0.0/15"), n.tcp(80))]))
+    [gns] = [b for b in bodies.values() if b["kind"] == "GlobalNetworkSet"]
+    assert gns["metadata"]["name"] == "p-shop-app-web-partners"
+    assert gns["spec"]["nets"] == ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/25"]
+    [web] = [b for b in bodies.values() if b["metadata"]["name"] == "application.web"]
+    assert [r["destination"] for r in web["spec"]["egress"]] == [
+        {"selector": 'netpol-dsl.dev/network-set == "p-shop-app-web-partners"', "namespaceSelector": "global()",
+         "ports": [443]},
+        {"nets": ["198.18.0.0/15"], "ports": [80]},
+    ]

@@ -70,6 +70,7 @@ RESERVED_TIERS = frozenset({DEFAULT_TIER, "kube-admin", "kube-baseline", "adminn
 ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
 SET_LABEL = "netpol-dsl.dev/network-set"
 MAX_PORTS = 50  # per rule (validator)
+INLINE_NETS = 2  # a flow with more CIDRs than this selects a GlobalNetworkSet
 _GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring",
                 "fqdn-dns": "fqdn-dns", "blocklist": "blocklist", "metadata": "block-metadata"}
 
@@ -138,8 +139,8 @@ class _Compiler:
         self.options = options
         self.diags: list[Diagnostic] = []
         self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
-        self.blocked: set[str] = set()  # CIDRs of the blocklist GlobalNetworkSet
-        self.blocked_origins: set[Location] = set()
+        self.set_of: dict[Rule, str] = {}  # rules whose CIDR peer is a GlobalNetworkSet -> its name
+        self.sets: dict[str, tuple[set[str], set[Location]]] = {}  # GlobalNetworkSet name -> (nets, origins)
 
     # ---- checks ---------------------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class _Compiler:
     def run(self) -> Output:
         self.check_tiers()
         rules = [r for r in self.program.rules if self.check(r)]
+        self.plan_sets(rules)
         for r in rules:
             key = _Key(r.tier.name, r.tier.order, self.place(r.subject), r.subject,
                        f"{r.group}:{r.action.value}")
@@ -294,10 +296,12 @@ class _Compiler:
             pieces, problem = outside_cluster(peer, r, self.program.cluster, "Calico's nets")
             if problem is not None:
                 self.diags.append(problem)
-            if r.group == "blocklist":  # one GlobalNetworkSet holds the program's blocklist
-                self.blocked.update(str(n) for p in pieces for n in expand(p))
-                self.blocked_origins.update(r.origins)
-                return [{"selector": f"{SET_LABEL} == {quote(self.set_name())}", "namespaceSelector": GLOBAL}]
+            name = self.set_of.get(r)
+            if name is not None:
+                nets, origins = self.sets.setdefault(name, (set(), set()))
+                nets.update(str(n) for p in pieces for n in expand(p))
+                origins.update(r.origins)
+                return [{"selector": f"{SET_LABEL} == {quote(name)}", "namespaceSelector": GLOBAL}]
             return [_nets(p) for p in pieces]
         raise AssertionError(f"unchecked peer {peer!r}")
 
@@ -312,8 +316,24 @@ class _Compiler:
             return {}
         return entity
 
-    def set_name(self) -> str:
-        return object_name(f"{self.program.name}-blocklist", self.program.name)
+    def plan_sets(self, rules: list[Rule]) -> None:
+        """CIDR peers that go into GlobalNetworkSets: the baseline blocklist, and a zone of more than
+        INLINE_NETS CIDRs in one flow (one set per flow, selected by one rule instead of one per CIDR)."""
+        groups: dict[tuple[object, ...], list[Rule]] = defaultdict(list)
+        for r in rules:
+            if isinstance(r.peer, Network):
+                groups[(r.tier, r.action.value, r.direction.value, r.subject, r.ports, r.http, r.flow,
+                        r.group)].append(r)
+        for members in groups.values():
+            first = members[0]
+            if first.group == "blocklist":
+                name = object_name(f"{self.program.name}-blocklist", self.program.name)
+            elif len(members) > INLINE_NETS:
+                label = re.sub(r"[^a-z0-9]+", "-", first.flow.lower())
+                name = object_name(f"{self.program.name}-{label}", f"{self.program.name} {first.flow}")
+            else:
+                continue
+            self.set_of.update((r, name) for r in members)
 
     # ---- objects --------------------------------------------------------------------------------
 
@@ -328,14 +348,14 @@ class _Compiler:
         return out
 
     def network_sets(self) -> list[Manifest]:
-        if not self.blocked:
-            return []
-        name = self.set_name()
-        metadata = object_metadata(name, None, self.program.name, self.blocked_origins)
-        metadata["labels"][SET_LABEL] = name
-        body = {"apiVersion": API_VERSION, "kind": "GlobalNetworkSet", "metadata": metadata,
-                "spec": {"nets": sorted(self.blocked, key=_net_order)}}
-        return [Manifest("GlobalNetworkSet", name, None, body, f"globalnetworkset_{name}.yaml")]
+        out = []
+        for name, (nets, origins) in sorted(self.sets.items()):
+            metadata = object_metadata(name, None, self.program.name, origins)
+            metadata["labels"][SET_LABEL] = name
+            body = {"apiVersion": API_VERSION, "kind": "GlobalNetworkSet", "metadata": metadata,
+                    "spec": {"nets": sorted(nets, key=_net_order)}}
+            out.append(Manifest("GlobalNetworkSet", name, None, body, f"globalnetworkset_{name}.yaml"))
+        return out
 
     def policy(self, key: _Key, pol: _Policy, used: set[tuple[str, str, str]]) -> Manifest:
         staged = self.options.staged

@@ -8,6 +8,13 @@ Workloads in one named namespace get a CNP; anything that selects by namespace l
 ``enableDefaultDeny: false`` (Cilium 1.16+) so that a deny never puts a workload into
 default deny; allow objects do put their subjects into default deny, as the intent says.
 An FQDN allow comes with the DNS rule Cilium's proxy needs, for exactly its names.
+
+The option ``version`` (1.14-1.18, default 1.16) says which Cilium the output is for.  Before 1.16
+there is no ``enableDefaultDeny``: a deny-only object is written without it only where every
+workload it selects is default-deny in that direction anyway (baseline default deny, or an allow
+list of ours for a superset), else NPD212.  Before 1.16 there is no ``endPort`` either, and before
+1.17 none on ports with HTTP rules: a range becomes single ports (at most 40 per toPorts entry,
+else NPD213) and "all ports" of a protocol becomes ``port: "0"`` (refused with L7 rules: NPD213).
 """
 
 from __future__ import annotations
@@ -25,14 +32,35 @@ from netpol_dsl.ir.ports import describe_ports
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import object_metadata
-from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
-from netpol_dsl.targets.cilium.render import identity_selector, needs_clusterwide, pod_selector, section
+from netpol_dsl.targets.base import (
+    Capability,
+    CapabilityNote,
+    Manifest,
+    Output,
+    Support,
+    Target,
+    object_name,
+    option,
+    parse_choice,
+)
+from netpol_dsl.targets.cilium.render import (
+    MAX_PORTS,
+    Features,
+    identity_selector,
+    needs_clusterwide,
+    pod_selector,
+    port_problem,
+    section,
+)
 from netpol_dsl.targets.labelselector import slug
 
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
-MIN_VERSION = "1.16"  # enableDefaultDeny and endPort
+VERSIONS = ("1.14", "1.15", "1.16", "1.17", "1.18")
+DEFAULT_DENY_TOGGLE = "1.16"  # enableDefaultDeny (cilium/cilium#30572)
+END_PORT = "1.16"  # endPort (cilium/cilium#32807)
+L7_PORT_RANGES = "1.17"  # endPort on ports with HTTP rules (1.16 rejects them: cilium/cilium#36050)
 
 Y, P, N = Support.YES, Support.PARTIAL, Support.NO
 
@@ -61,23 +89,48 @@ class CiliumTarget(Target):
         Capability.CIDR: CapabilityNote(Y, "toCIDRSet/fromCIDRSet with except; never matches pods"),
         Capability.FQDN: CapabilityNote(Y, "toFQDNs plus the DNS proxy rule for exactly those names"),
         Capability.HTTP: CapabilityNote(Y, "toPorts rules.http (the whole port becomes L7)"),
-        Capability.DENY: CapabilityNote(Y, "ingressDeny/egressDeny (L3/L4), enableDefaultDeny: false"),
+        Capability.DENY: CapabilityNote(Y, "ingressDeny/egressDeny (L3/L4), enableDefaultDeny: false (1.16+; before, "
+                                           "NPD212 unless already default-deny)"),
         Capability.TIERS: CapabilityNote(P, "deny beats allow; earlier-tier allows carve later denies"),
         Capability.CLUSTER_WIDE: CapabilityNote(Y, "CiliumClusterwideNetworkPolicy"),
+        Capability.SERVICE_ACCOUNTS: CapabilityNote(Y, "io.cilium.k8s.policy.serviceaccount"),
         Capability.ENTITIES: CapabilityNote(Y, "toEntities/fromEntities"),
-        Capability.PORT_RANGES: CapabilityNote(Y, f"endPort (Cilium {MIN_VERSION}+)"),
+        Capability.PORT_RANGES: CapabilityNote(Y, f"endPort (Cilium {END_PORT}+; single ports before, NPD213 "
+                                                  f"above {MAX_PORTS})"),
         Capability.NAMED_PORTS: CapabilityNote(Y),
         Capability.SCTP: CapabilityNote(Y),
         Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "deny rules have no toFQDNs: error NPD209"),
     }
 
+    version: str = option("1.16", "Cilium version the output is for: " + ", ".join(VERSIONS) + "; before 1.16 "
+                          "deny-only objects need an existing default deny (no enableDefaultDeny) and port ranges "
+                          "become single ports (no endPort), before 1.17 also on ports with HTTP rules",
+                          parse_choice(VERSIONS))
+
+    def __attrs_post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"cilium.version: expected one of {', '.join(VERSIONS)}, got {self.version!r}")
+
+    def at_least(self, version: str) -> bool:
+        return _number(self.version) >= _number(version)
+
+    @property
+    def features(self) -> Features:
+        return Features(end_port=self.at_least(END_PORT), l7_port_ranges=self.at_least(L7_PORT_RANGES))
+
     def compile(self, program: Program) -> Output:
-        return _Compiler(program).run()
+        return _Compiler(program, self).run()
+
+
+def _number(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 class _Compiler:
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, options: CiliumTarget) -> None:
         self.program = program
+        self.options = options
+        self.features = options.features
         self.diags: list[Diagnostic] = []
         self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
 
@@ -101,6 +154,8 @@ class _Compiler:
         program = attrs.evolve(self.program, rules=tuple(r for r in self.program.rules if self.check(r)))
         layered = layer(program)
         self.diags += layered.diagnostics
+        for r in (*layered.allows, *layered.denies):
+            self.check_ports(r)
         for r in layered.allows:
             if r.http:
                 self.diags.append(Diagnostic(
@@ -130,11 +185,62 @@ class _Compiler:
                 pol = self.policies[self.key(iso.subject, "", False, False)]
             pol.isolate.add(iso.direction)
             pol.origins.update(iso.origins)
+        if not self.options.at_least(DEFAULT_DENY_TOGGLE):
+            self.check_denies_isolate_nothing(layered.isolations)
         if any(d.severity is Severity.ERROR for d in self.diags):
             raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
         used: set[tuple[str, str, str]] = set()
         manifests = [self.manifest(k, self.policies[k], used) for k in sorted(self.policies)]
         return Output(tuple(sorted(manifests, key=lambda m: m.filename)), tuple(self.diags))
+
+    def check_ports(self, r: Rule) -> None:
+        p = port_problem(r.ports, r.http, r.dns, self.features)
+        if p is None:
+            return
+        version, l7 = self.options.version, "DNS" if r.dns else "HTTP" if r.http else ""
+        if r.dns:
+            limit, upgrade = "Cilium takes no port range on ports with DNS rules", ""
+        elif r.http:
+            limit, upgrade = f"Cilium {version} takes no port range on ports with HTTP rules", L7_PORT_RANGES
+        else:
+            limit, upgrade = f"Cilium {version} has no endPort", END_PORT
+        what = f"every {p.protocol} port" if p.all_ports else f"the port range {p.describe()}"
+        if l7:
+            what += f" with {l7} rules"
+        if p.all_ports:
+            limit += " and refuses L7 rules on port 0 (every port)"
+        size = 65535 if p.all_ports else p.last - p.first + 1
+        hint = f"narrow the ports to at most {MAX_PORTS}"
+        if upgrade:
+            hint = f"build for Cilium {upgrade} or later (-O cilium.version={upgrade}), or " + hint
+        self.diags.append(Diagnostic(  # once per flow and port, not per direction: the message names neither
+            Code.NPD213,
+            f"{r.action.value} '{r.flow}' matches {what}: {limit}, and as single ports it is "
+            f"{size} ports, more than the {MAX_PORTS} one toPorts entry holds; target 'cilium' for Cilium {version} "
+            "cannot express it", r.location, hint=hint))
+
+    def check_denies_isolate_nothing(self, isolations: tuple[Isolation, ...]) -> None:
+        """Without enableDefaultDeny a deny section puts its subjects into default deny for its direction:
+        harmless only where the output isolates them there anyway (baseline default deny, allow lists)."""
+        for key, pol in self.policies.items():
+            if not key.deny_only:
+                continue
+            for field, rules in sorted(pol.sections.items()):
+                direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
+                if any(i.direction is direction and key.subject.issubset(i.subject) for i in isolations):
+                    continue
+                d = direction.value
+                for r in rules:
+                    self.diags.append(Diagnostic(
+                        Code.NPD212,
+                        f"{r.action.value} '{r.flow}' ({r.describe()}) would put {key.subject.describe()} into "
+                        f"default deny for {d}: Cilium {self.options.version} has no enableDefaultDeny "
+                        f"({DEFAULT_DENY_TOGGLE}+), so its {field} section isolates the pods it selects, and nothing "
+                        f"else in the output makes them default-deny for {d}",
+                        r.location,
+                        hint=f"build for Cilium {DEFAULT_DENY_TOGGLE} or later (-O cilium.version="
+                        f"{DEFAULT_DENY_TOGGLE}), or add a default deny ({d}) for these workloads: "
+                        f"baseline(default_deny=...) for their namespace, or an {d} allow list of their own"))
 
     def isolated_already(self, iso: Isolation) -> bool:
         """A baseline default deny covering these pods, or an allow section for exactly them."""
@@ -172,10 +278,10 @@ class _Compiler:
             direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
             rules = pol.sections.get(field)
             if rules:
-                spec[field] = section(rules, direction, deny=field.endswith("Deny"))
+                spec[field] = section(rules, direction, deny=field.endswith("Deny"), features=self.features)
             elif field == direction.value and direction in pol.isolate:
                 spec[field] = [{}]  # an empty rule: default deny, nothing allowed
-        if key.deny_only:
+        if key.deny_only and self.options.at_least(DEFAULT_DENY_TOGGLE):
             spec["enableDefaultDeny"] = {"ingress": False, "egress": False}
         metadata = object_metadata(name, None if key.clusterwide else key.namespace, self.program.name, pol.origins)
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}

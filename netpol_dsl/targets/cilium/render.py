@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import attrs
+
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, EntityKind, Network, Peer, Workloads
-from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.ports import PortMatch, Ports
 from netpol_dsl.ir.program import Direction, HttpMatch, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Constraint, Selector, Shape
 from netpol_dsl.targets.labelselector import label_selector
@@ -55,24 +57,66 @@ def identity_selector(w: Workloads) -> dict[str, Any]:
     return out
 
 
-def ports_entries(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...]) -> list[dict[str, Any]]:
-    """``toPorts`` entries: ports (≤40 per entry), with the L7 rules attached to each entry."""
+@attrs.frozen
+class Features:
+    """What the Cilium version the output is for understands in ``toPorts``."""
+
+    end_port: bool = True  # endPort (1.16)
+    l7_port_ranges: bool = True  # endPort on ports with HTTP rules (1.17; never with DNS rules)
+
+
+def _ranges_allowed(http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...], features: Features) -> bool:
+    if dns:
+        return False  # Cilium rejects DNS rules on port ranges, in every version
+    return features.l7_port_ranges if http else features.end_port
+
+
+def _size(p: PortMatch) -> int:
+    return 65535 if p.all_ports else p.last - p.first + 1
+
+
+def port_problem(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...],
+                 features: Features) -> PortMatch | None:
+    """The first port range that this version cannot write: without endPort a range becomes single
+    ports, at most :data:`MAX_PORTS` of them; "all ports" becomes ``port: "0"``, which Cilium refuses
+    with L7 rules."""
+    if ports is None or _ranges_allowed(http, dns, features):
+        return None
+    for p in ports:
+        if p.name or (not p.all_ports and p.first == p.last):
+            continue
+        if p.all_ports and not (http or dns):
+            continue  # port "0"
+        if _size(p) > MAX_PORTS:
+            return p
+    return None
+
+
+def _port_items(p: PortMatch, ranges: bool, l7: bool) -> list[dict[str, Any]]:
+    if p.name:
+        return [{"port": p.name, "protocol": p.protocol}]
+    if p.all_ports:
+        if ranges:
+            return [{"port": "1", "endPort": 65535, "protocol": p.protocol}]
+        if not l7:
+            return [{"port": "0", "protocol": p.protocol}]  # Cilium's "every port" of the protocol
+        raise AssertionError(f"{p.describe()} with L7 rules: check port_problem first")
+    if p.first == p.last:
+        return [{"port": str(p.first), "protocol": p.protocol}]
+    if ranges:
+        return [{"port": str(p.first), "endPort": p.last, "protocol": p.protocol}]
+    assert _size(p) <= MAX_PORTS, f"{p.describe()}: check port_problem first"
+    return [{"port": str(n), "protocol": p.protocol} for n in range(p.first, p.last + 1)]
+
+
+def ports_entries(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...],
+                  features: Features = Features()) -> list[dict[str, Any]]:
+    """``toPorts`` entries: ports (≤40 per entry), with the L7 rules attached to each entry.  Ranges use
+    ``endPort`` where the version has it (for L7 ports: 1.17+), else become single ports."""
     if ports is None:
         return []
-    items = []
-    for p in ports:
-        item: dict[str, Any] = {}
-        if p.name:
-            item["port"] = p.name
-        elif p.all_ports:
-            item["port"] = "1"
-            item["endPort"] = 65535
-        else:
-            item["port"] = str(p.first)
-            if p.last != p.first:
-                item["endPort"] = p.last
-        item["protocol"] = p.protocol
-        items.append(item)
+    ranges = _ranges_allowed(http, dns, features)
+    items = [item for p in ports for item in _port_items(p, ranges, bool(http or dns))]
     rules: dict[str, Any] = {}
     if http:
         rules["http"] = [_http(h) for h in http]
@@ -154,7 +198,8 @@ def _items(peer: Peer, direction: Direction, deny: bool) -> list[tuple[str, Any]
     return [(_peer_field(peer, direction), _peer_item(peer))]
 
 
-def section(rules: list[Rule], direction: Direction, deny: bool = False) -> list[dict[str, Any]]:
+def section(rules: list[Rule], direction: Direction, deny: bool = False,
+            features: Features = Features()) -> list[dict[str, Any]]:
     """One ingress/egress (or deny) section: rules grouped by traffic, one entry per peer kind
     (Cilium's L3 fields are mutually exclusive within one rule)."""
     groups: dict[tuple[Any, ...], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
@@ -168,7 +213,7 @@ def section(rules: list[Rule], direction: Direction, deny: bool = False) -> list
         _, ports, http, dns = traffic
         for field in sorted(groups[traffic]):
             entry: dict[str, Any] = {field: groups[traffic][field]}
-            to_ports = ports_entries(None if traffic[0] else ports, http, dns)
+            to_ports = ports_entries(None if traffic[0] else ports, http, dns, features)
             if to_ports:
                 entry["toPorts"] = to_ports
             out.append(entry)
