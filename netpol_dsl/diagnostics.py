@@ -101,6 +101,7 @@ class Code(enum.Enum):
     NPD211 = "service account not expressible"
     NPD212 = "deny would turn on default deny"
     NPD213 = "port range not expressible"
+    NPD214 = "FQDN pattern not supported by this version"
     # warnings
     NPD301 = "HTTP rule makes the whole port L7"
     # the build step

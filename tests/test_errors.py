@@ -68,9 +68,12 @@ CASES: dict[str, tuple[str, str]] = {
     "NPD213": (SHOP + 'policy = Policy("p", baseline=baseline(), owns=[shop], rules=[\n'
                '    allow(web >> api, tcp(port_range(8000, 8100))),  # <-\n])',
                "matches the port range tcp/8000-8100: Cilium 1.15 has no endPort"),
+    "NPD214": (SHOP + 'policy = Policy("p", rules=[allow(web >> fqdn_pattern("**.example.com"), tcp(443))])  # <-',
+               "matches **.example.com at any depth; Cilium 1.16 reads '**' as '*' (one label)"),
 }
 # codes of the cilium target's version option: built with these arguments instead of the default target
 TARGET_ARGS = {code: ["-t", "cilium", "-O", "cilium.version=1.15"] for code in ("NPD212", "NPD213")}
+TARGET_ARGS["NPD214"] = ["-t", "cilium"]
 
 
 def _build(folder: Path, name: str, source: str, capsys: pytest.CaptureFixture[str],

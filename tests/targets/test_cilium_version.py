@@ -81,13 +81,13 @@ def _port(port: int, protocol: str = "TCP", end: int | None = None) -> str:
 def test_version_is_an_option_with_choices() -> None:
     [info] = [o for o in CiliumTarget.options() if o.name == "version"]
     assert info == OptionInfo("version", "1.16", info.help)
-    assert info.help.startswith("Cilium version the output is for: 1.14, 1.15, 1.16, 1.17, 1.18; ")
+    assert info.help.startswith("Cilium version the output is for: 1.14, 1.15, 1.16, 1.17, 1.18, 1.19, 1.20; ")
     assert "enableDefaultDeny" in info.help and "endPort" in info.help and "HTTP" in info.help
     assert CiliumTarget().version == "1.16"
     target = CiliumTarget.configure({"version": "1.15"})
     assert target.version == "1.15"
     assert target.describe() == "cilium (version=1.15)"
-    with pytest.raises(ValueError, match=r"cilium.version: expected one of 1.14, 1.15, 1.16, 1.17, 1.18, got '1.13'"):
+    with pytest.raises(ValueError, match=r"cilium.version: expected one of 1.14, .*, 1.20, got '1.13'"):
         CiliumTarget.configure({"version": "1.13"})
     with pytest.raises(ValueError, match="expected one of"):
         CiliumTarget(version="1.9")
@@ -107,7 +107,8 @@ def test_version_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "endPort: 65535" in out and "enableDefaultDeny" in out
     assert main(["build", str(path), "-t", "cilium", "-O", "cilium.version=1.13", "-o", "-"]) != 0
-    assert "cilium.version: expected one of 1.14, 1.15, 1.16, 1.17, 1.18, got '1.13'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cilium.version: expected one of 1.14, 1.15, 1.16, 1.17, 1.18, 1.19, 1.20, got '1.13'" in err
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,3 +294,14 @@ def test_generated_policies_for_1_15_equal_the_intent(policy: n.Policy) -> None:
         assert {d.code for d in info.value.diagnostics if d.severity is Severity.ERROR} <= VERSION_CODES
         return
     assert not wrong, "\n".join(wrong[:20])
+
+
+def test_multi_level_fqdn_patterns_need_cilium_1_19() -> None:
+    web = n.namespace("shop").pods(app="web")
+    policy = n.Policy("p", rules=[n.allow(web >> n.fqdn_pattern("**.example.com"), n.tcp(443))])
+    with pytest.raises(n.CompileError) as exc:
+        compile_program(lower(policy), CiliumTarget(version="1.18"))
+    assert [d.code.name for d in exc.value.diagnostics] == ["NPD214"]
+    bodies = [m.body for m in compile_program(lower(policy), CiliumTarget(version="1.19")).manifests]
+    patterns = [p for b in bodies for r in b["spec"].get("egress", []) for p in r.get("toFQDNs", [])]
+    assert patterns == [{"matchPattern": "**.example.com"}]

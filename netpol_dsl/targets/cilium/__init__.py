@@ -9,12 +9,13 @@ Workloads in one named namespace get a CNP; anything that selects by namespace l
 default deny; allow objects do put their subjects into default deny, as the intent says.
 An FQDN allow comes with the DNS rule Cilium's proxy needs, for exactly its names.
 
-The option ``version`` (1.14-1.18, default 1.16) says which Cilium the output is for.  Before 1.16
+The option ``version`` (1.14-1.20, default 1.16) says which Cilium the output is for.  Before 1.16
 there is no ``enableDefaultDeny``: a deny-only object is written without it only where every
 workload it selects is default-deny in that direction anyway (baseline default deny, or an allow
 list of ours for a superset), else NPD212.  Before 1.16 there is no ``endPort`` either, and before
 1.17 none on ports with HTTP rules: a range becomes single ports (at most 40 per toPorts entry,
 else NPD213) and "all ports" of a protocol becomes ``port: "0"`` (refused with L7 rules: NPD213).
+FQDN patterns with a leading ``**.`` match any depth only from 1.19 (before: NPD214).
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ from netpol_dsl.targets.labelselector import slug
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
-VERSIONS = ("1.14", "1.15", "1.16", "1.17", "1.18")
+VERSIONS = ("1.14", "1.15", "1.16", "1.17", "1.18", "1.19", "1.20")
 DEFAULT_DENY_TOGGLE = "1.16"  # enableDefaultDeny (cilium/cilium#30572)
 END_PORT = "1.16"  # endPort (cilium/cilium#32807)
 L7_PORT_RANGES = "1.17"  # endPort on ports with HTTP rules (1.16 rejects them: cilium/cilium#36050)
+MULTI_LEVEL_WILDCARD = "1.19"  # matchPattern "**." for any depth (cilium/cilium#43420); before: "**" is "*"
 
 Y, P, N = Support.YES, Support.PARTIAL, Support.NO
 
@@ -104,7 +106,8 @@ class CiliumTarget(Target):
 
     version: str = option("1.16", "Cilium version the output is for: " + ", ".join(VERSIONS) + "; before 1.16 "
                           "deny-only objects need an existing default deny (no enableDefaultDeny) and port ranges "
-                          "become single ports (no endPort), before 1.17 also on ports with HTTP rules",
+                          "become single ports (no endPort), before 1.17 also on ports with HTTP rules; "
+                          "before 1.19 FQDN patterns '**.' are refused",
                           parse_choice(VERSIONS))
 
     def __attrs_post_init__(self) -> None:
@@ -140,6 +143,15 @@ class _Compiler:
                 Code.NPD209, f"{rule.action.value} '{rule.flow}' matches traffic by the DNS name {rule.peer.pattern}; "
                 "target 'cilium' cannot express it (deny rules have no toFQDNs)", rule.location,
                 hint="block the provider's CIDRs with blocked_cidrs= instead"))
+            return False
+        if isinstance(rule.peer, DnsName) and rule.peer.pattern.startswith("**.") \
+                and not self.options.at_least(MULTI_LEVEL_WILDCARD):
+            self.diags.append(Diagnostic(
+                Code.NPD214, f"{rule.action.value} '{rule.flow}' matches {rule.peer.pattern} at any depth; Cilium "
+                f"{self.options.version} reads '**' as '*' (one label), so the output would allow less than the "
+                "intent", rule.location,
+                hint=f"build for Cilium {MULTI_LEVEL_WILDCARD} or later (-O cilium.version={MULTI_LEVEL_WILDCARD}), "
+                "or list each depth you need ('*.example.com', '*.*.example.com')"))
             return False
         return True
 
