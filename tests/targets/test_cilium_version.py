@@ -4,6 +4,7 @@ errors NPD212/NPD213, and that the 1.15 output still means exactly the intent to
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 import netpol_dsl as n
 from netpol_dsl.compiler import compile_policy, compile_program
 from netpol_dsl.diagnostics import Code, Severity
-from netpol_dsl.endpoints import Connection
+from netpol_dsl.endpoints import Connection, External, Pod
 from netpol_dsl.engines import CiliumEngine
 from netpol_dsl.ir.intent import decide
 from netpol_dsl.ir.lower import lower
@@ -305,3 +306,25 @@ def test_multi_level_fqdn_patterns_need_cilium_1_19() -> None:
     bodies = [m.body for m in compile_program(lower(policy), CiliumTarget(version="1.19")).manifests]
     patterns = [p for b in bodies for r in b["spec"].get("egress", []) for p in r.get("toFQDNs", [])]
     assert patterns == [{"matchPattern": "**.example.com"}]
+
+
+def test_the_blocklist_is_one_cidr_group_from_cilium_1_18(validator: Path, tmp_path: Path) -> None:
+    shop = n.namespace("shop")
+    policy = n.Policy("p", owns=[shop], baseline=n.baseline(default_deny="ingress", dns=None,
+                                                            blocked_cidrs=["203.0.113.0/24", "2001:db8::/32"]))
+    old = [m.body for m in compile_program(lower(policy), CiliumTarget(version="1.17")).manifests]
+    assert not [b for b in old if b["kind"] == "CiliumCIDRGroup"]
+    new = [m.body for m in compile_program(lower(policy), CiliumTarget(version="1.18")).manifests]
+    [group] = [b for b in new if b["kind"] == "CiliumCIDRGroup"]
+    assert (group["apiVersion"], group["metadata"]["name"]) == ("cilium.io/v2", "p-blocklist")
+    assert group["spec"] == {"externalCIDRs": ["203.0.113.0/24", "2001:db8::/32"]}
+    [deny] = [b for b in new if b["metadata"]["name"] == "blocklist"]
+    assert deny["spec"]["egressDeny"] == [{"toCIDRSet": [{"cidrGroupRef": "p-blocklist"}]}]
+    assert deny["spec"]["ingressDeny"] == [{"fromCIDRSet": [{"cidrGroupRef": "p-blocklist"}]}]
+    engine = CiliumEngine(new)
+    pod = Pod("shop", "a", namespace_labels={"kubernetes.io/metadata.name": "shop"})
+    assert not engine.evaluate(Connection(pod, External(ipaddress.ip_address("203.0.113.9")), "TCP", 443)).allowed
+    assert engine.evaluate(Connection(pod, External(ipaddress.ip_address("198.51.100.9")), "TCP", 443)).allowed
+    out = tmp_path / "group.yaml"
+    out.write_text(dump(group), encoding="utf-8")
+    assert subprocess.run([sys.executable, str(validator), str(out)], capture_output=True).returncode == 0

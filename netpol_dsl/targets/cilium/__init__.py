@@ -15,7 +15,8 @@ workload it selects is default-deny in that direction anyway (baseline default d
 list of ours for a superset), else NPD212.  Before 1.16 there is no ``endPort`` either, and before
 1.17 none on ports with HTTP rules: a range becomes single ports (at most 40 per toPorts entry,
 else NPD213) and "all ports" of a protocol becomes ``port: "0"`` (refused with L7 rules: NPD213).
-FQDN patterns with a leading ``**.`` match any depth only from 1.19 (before: NPD214).
+FQDN patterns with a leading ``**.`` match any depth only from 1.19 (before: NPD214).  From 1.18
+the baseline blocklist is one ``CiliumCIDRGroup`` (cilium.io/v2 since 1.18) referred to by ``cidrGroupRef``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import attrs
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.flatten import layer
-from netpol_dsl.ir.peers import DnsName, Workloads
+from netpol_dsl.ir.peers import DnsName, Network, Workloads
 from netpol_dsl.ir.ports import describe_ports
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
@@ -58,10 +59,12 @@ from netpol_dsl.targets.labelselector import slug
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
+CIDR_GROUP = "CiliumCIDRGroup"
 VERSIONS = ("1.14", "1.15", "1.16", "1.17", "1.18", "1.19", "1.20")
 DEFAULT_DENY_TOGGLE = "1.16"  # enableDefaultDeny (cilium/cilium#30572)
 END_PORT = "1.16"  # endPort (cilium/cilium#32807)
 L7_PORT_RANGES = "1.17"  # endPort on ports with HTTP rules (1.16 rejects them: cilium/cilium#36050)
+CIDR_GROUP_V2 = "1.18"  # CiliumCIDRGroup in cilium.io/v2 (cilium/cilium#38940; v2alpha1 before)
 MULTI_LEVEL_WILDCARD = "1.19"  # matchPattern "**." for any depth (cilium/cilium#43420); before: "**" is "*"
 
 Y, P, N = Support.YES, Support.PARTIAL, Support.NO
@@ -136,6 +139,8 @@ class _Compiler:
         self.features = options.features
         self.diags: list[Diagnostic] = []
         self.policies: dict[_Key, _Policy] = defaultdict(_Policy)
+        self.group_of: dict[Rule, str] = {}  # blocklist denies -> the CiliumCIDRGroup they refer to
+        self.group_origins: set[Location] = set()
 
     def check(self, rule: Rule) -> bool:
         if rule.action is not Action.ALLOW and isinstance(rule.peer, DnsName):
@@ -201,9 +206,34 @@ class _Compiler:
             self.check_denies_isolate_nothing(layered.isolations)
         if any(d.severity is Severity.ERROR for d in self.diags):
             raise CompileError(sorted(set(self.diags), key=lambda d: (d.location, d.code.name, d.message)))
+        self.plan_cidr_group(layered.denies)
         used: set[tuple[str, str, str]] = set()
         manifests = [self.manifest(k, self.policies[k], used) for k in sorted(self.policies)]
+        manifests += self.cidr_groups()
         return Output(tuple(sorted(manifests, key=lambda m: m.filename)), tuple(self.diags))
+
+    def plan_cidr_group(self, denies: tuple[Rule, ...] | list[Rule]) -> None:
+        """From Cilium 1.18 (CiliumCIDRGroup in cilium.io/v2), the baseline blocklist as one CiliumCIDRGroup
+        that every deny section refers to (one list to update, however many namespaces); a piece with
+        ``except`` stays inline (cidrGroupRef has none)."""
+        blocked = [r for r in denies if r.group == "blocklist" and isinstance(r.peer, Network) and not r.peer.excepts]
+        if not blocked or not self.options.at_least(CIDR_GROUP_V2):
+            return
+        name = object_name(f"{self.program.name}-blocklist", self.program.name)
+        self.group_of.update((r, name) for r in blocked)
+        self.group_origins.update(loc for r in blocked for loc in r.origins)
+
+    def cidr_groups(self) -> list[Manifest]:
+        names = sorted(set(self.group_of.values()))
+        out = []
+        for name in names:
+            cidrs = sorted({r.peer.cidr for r, n in self.group_of.items() if n == name and isinstance(r.peer, Network)},
+                           key=lambda c: (c.version, c))
+            body = {"apiVersion": API_VERSION, "kind": CIDR_GROUP,
+                    "metadata": object_metadata(name, None, self.program.name, self.group_origins),
+                    "spec": {"externalCIDRs": [str(c) for c in cidrs]}}
+            out.append(Manifest(CIDR_GROUP, name, None, body, f"ciliumcidrgroup_{name}.yaml"))
+        return out
 
     def check_ports(self, r: Rule) -> None:
         p = port_problem(r.ports, r.http, r.dns, self.features)
@@ -290,7 +320,8 @@ class _Compiler:
             direction = Direction.INGRESS if field.startswith("ingress") else Direction.EGRESS
             rules = pol.sections.get(field)
             if rules:
-                spec[field] = section(rules, direction, deny=field.endswith("Deny"), features=self.features)
+                spec[field] = section(rules, direction, deny=field.endswith("Deny"), features=self.features,
+                                      cidr_groups=self.group_of)
             elif field == direction.value and direction in pol.isolate:
                 spec[field] = [{}]  # an empty rule: default deny, nothing allowed
         if key.deny_only and self.options.at_least(DEFAULT_DENY_TOGGLE):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -199,13 +200,17 @@ def _items(peer: Peer, direction: Direction, deny: bool) -> list[tuple[str, Any]
 
 
 def section(rules: list[Rule], direction: Direction, deny: bool = False,
-            features: Features = Features()) -> list[dict[str, Any]]:
+            features: Features = Features(), cidr_groups: Mapping[Rule, str] | None = None) -> list[dict[str, Any]]:
     """One ingress/egress (or deny) section: rules grouped by traffic, one entry per peer kind
-    (Cilium's L3 fields are mutually exclusive within one rule)."""
+    (Cilium's L3 fields are mutually exclusive within one rule); ``cidr_groups`` names the
+    CiliumCIDRGroup a CIDR rule refers to instead of its CIDR."""
     groups: dict[tuple[Any, ...], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for r in rules:
         traffic = (r.ports is None, r.ports or (), r.http, r.dns)
-        for field, item in _items(r.peer, direction, deny):
+        group = (cidr_groups or {}).get(r)
+        items = _items(r.peer, direction, deny) if group is None else \
+            [(_peer_field(r.peer, direction), {"cidrGroupRef": group})]
+        for field, item in items:
             if item not in groups[traffic][field]:
                 groups[traffic][field].append(item)
     out = []
