@@ -26,14 +26,14 @@ from typing import IO, Any, Literal, Protocol
 import attrs
 
 from netpol_dsl.endpoints import Connection, Endpoint, HttpRequest, Pod
-from netpol_dsl.engines.kubernetes import KubernetesEngine, SideTrace, Trace, validate
+from netpol_dsl.engines.kubernetes import KubernetesEngine, SideTrace, Trace, Verdict, validate
+from netpol_dsl.engines.manifest import is_kustomization
 from netpol_dsl.inventory import InputError, Inventory, read_documents
 
 VerdictName = Literal["allow", "drop", "l7-deny"]
 PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
 ICMP_PROTOCOLS = {"ICMP": (8, 0), "ICMPv6": (128, 0)}  # default: echo request
 PROTOCOLS = {p.upper(): p for p in (*PORT_PROTOCOLS, *ICMP_PROTOCOLS)}  # upper case -> canonical spelling
-_KUSTOMIZE = "kustomize.config.k8s.io/"
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def load_manifests(paths: Sequence[str | Path]) -> tuple[Manifest, ...]:
                         problems.append(f"{where}, item {i}: expected a Kubernetes object")
                     else:
                         out.append(Manifest(f"{where}, item {i}", item))
-            elif doc.get("kind") == "Kustomization" and str(doc.get("apiVersion", "")).startswith(_KUSTOMIZE):
+            elif is_kustomization(doc):
                 continue  # the kustomization.yaml `netpol-dsl build` writes: known, not a policy
             else:
                 out.append(Manifest(where, doc))
@@ -305,7 +305,7 @@ def make_engine(name: str, manifests: Sequence[Manifest], inventory: Inventory) 
 
 
 # --------------------------------------------------------------------------------------------
-# the kubernetes engine: networking.k8s.io/v1 NetworkPolicy
+# what the engines share
 
 
 def _what(conn: Connection) -> str:
@@ -319,6 +319,52 @@ def _describe(conn: Connection) -> str:
 
 def _provenance(source: str, where: str) -> str:
     return f"{where}; netpol-dsl source {source}" if source else where
+
+
+def no_dns_pod(lookup: str) -> str:
+    """The explanation of a lookup when the inventory has no cluster DNS pod."""
+    return f"dns: the inventory has no cluster DNS pod (kube-system, k8s-app=kube-dns); the lookup of {lookup} fails"
+
+
+def cluster_dns_lookup(evaluate: Callable[[Connection], Verdict], inventory: Inventory, client: Endpoint,
+                       lookup: str) -> Decision:
+    """:meth:`SimEngine.dns` of an engine without a DNS proxy: ``client`` may resolve ``lookup`` iff
+    ``evaluate`` allows it to reach a cluster DNS pod on udp/53 or tcp/53."""
+    servers = inventory.dns_pods()
+    if not servers:
+        return Decision("drop", (no_dns_pod(lookup),))
+    tried = []
+    for server in servers:
+        for protocol in ("UDP", "TCP"):
+            conn = Connection(client, server, protocol, 53)
+            verdict = evaluate(conn)
+            if verdict.allowed:
+                return Decision("allow", (f"dns: lookup of {lookup} allowed: {_describe(conn)} is allowed",))
+            tried.append(verdict.explanation[-1])
+    return Decision("drop", (
+        f"dns: lookup of {lookup} fails: {client.describe()} may reach no cluster DNS pod on udp/53 or tcp/53",
+        *(f"dns: {line}" for line in tried),
+    ))
+
+
+def pairwise_reachability(sources: Sequence[Pod], destinations: Sequence[Pod], protocol: str, port: int,
+                          allowed: Callable[[Connection], bool]) -> list[int]:
+    """:meth:`SimEngine.reachability` by deciding every pair with ``allowed`` (ICMP: echo request unless
+    a type is given as the port)."""
+    if protocol in ICMP_PROTOCOLS and not port:
+        port = ICMP_PROTOCOLS[protocol][0]
+    rows = []
+    for src in sources:
+        row = 0
+        for j, dst in enumerate(destinations):
+            if allowed(Connection(src, dst, protocol, port)):
+                row |= 1 << j
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# the kubernetes engine: networking.k8s.io/v1 NetworkPolicy
 
 
 class KubernetesSimulator:
@@ -360,22 +406,7 @@ class KubernetesSimulator:
         return Decision("allow" if verdict.allowed else "drop", tuple(lines))
 
     def dns(self, client: Endpoint, lookup: str) -> Decision:
-        servers = self.inventory.dns_pods()
-        if not servers:
-            return Decision("drop", (f"dns: the inventory has no cluster DNS pod (kube-system, k8s-app=kube-dns); "
-                                     f"the lookup of {lookup} fails",))
-        tried = []
-        for server in servers:
-            for protocol in ("UDP", "TCP"):
-                conn = Connection(client, server, protocol, 53)
-                verdict = self.engine.evaluate(conn)
-                if verdict.allowed:
-                    return Decision("allow", (f"dns: lookup of {lookup} allowed: {_describe(conn)} is allowed",))
-                tried.append(verdict.explanation[-1])
-        return Decision("drop", (
-            f"dns: lookup of {lookup} fails: {client.describe()} may reach no cluster DNS pod on udp/53 or tcp/53",
-            *(f"dns: {line}" for line in tried),
-        ))
+        return cluster_dns_lookup(self.engine.evaluate, self.inventory, client, lookup)
 
     def reachability(self, sources: Sequence[Pod], destinations: Sequence[Pod], protocol: str,
                      port: int) -> list[int]:
@@ -505,6 +536,14 @@ def run_queries(engine: SimEngine, queries: Sequence[Query]) -> tuple[Result, ..
     return tuple(answer(engine, q) for q in queries)
 
 
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_endpoint(text: str, inventory: Inventory, where: str = "") -> tuple[Endpoint, ...]:
     """A command-line endpoint: ``ns/pod``, an IP address, ``node/NAME`` or an external DNS name."""
     if "/" in text and not text.startswith("node/"):
@@ -512,11 +551,7 @@ def parse_endpoint(text: str, inventory: Inventory, where: str = "") -> tuple[En
     elif text.startswith("node/"):
         value = {"node": text[len("node/"):]}
     else:
-        try:
-            ipaddress.ip_address(text)
-            value = {"ip": text}
-        except ValueError:
-            value = {"name": text}
+        value = {"ip": text} if is_ip_address(text) else {"name": text}
     try:
         return _endpoint(value, where or text, inventory)[0]
     except ValueError as exc:

@@ -23,8 +23,16 @@ from netpol_dsl.endpoints import Connection, Endpoint, Pod
 from netpol_dsl.engines.calico import CalicoEngine, ManifestError, SideTrace, TierTrace, Trace, parse_documents
 from netpol_dsl.engines.calico.model import Direction, Policy
 from netpol_dsl.inventory import InputError, Inventory
-from netpol_dsl.provenance import SOURCE_ANNOTATION
-from netpol_dsl.simulate import ICMP_PROTOCOLS, Decision, Manifest, Query, _describe, _provenance
+from netpol_dsl.simulate import (
+    ICMP_PROTOCOLS,
+    Decision,
+    Manifest,
+    Query,
+    _describe,
+    cluster_dns_lookup,
+    pairwise_reachability,
+)
+from netpol_dsl.simulate_origins import ManifestOrigins
 
 _CALICO = "projectcalico.org/v3"
 _ENGINE_LINE = ("engine: calico (projectcalico.org/v3 Tier, GlobalNetworkPolicy, NetworkPolicy, GlobalNetworkSet, "
@@ -49,32 +57,14 @@ def _object_ident(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _source(body: Mapping[str, Any]) -> str:
-    metadata = body.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    source = annotations.get(SOURCE_ANNOTATION, "") if isinstance(annotations, Mapping) else ""
-    return source if isinstance(source, str) else ""
-
-
 class CalicoSimulator:
     """``--engine calico``: Calico tiers, (Global)NetworkPolicy, (Global)NetworkSet and plain NetworkPolicy."""
 
     name = "calico"
 
     def __init__(self, manifests: Sequence[Manifest], inventory: Inventory) -> None:
-        problems: list[str] = []
-        self.where: dict[str, str] = {}  # object ident -> manifest file and document
-        self.source: dict[str, str] = {}  # object ident -> netpol-dsl.dev/source
-        for manifest in manifests:
-            ident = _object_ident(manifest.body)
-            if ident is None:
-                continue
-            if ident in self.where:
-                problems.append(f"{manifest.where}: {ident} is defined twice (first at {self.where[ident]}); "
-                                "the API server would keep one")
-                continue
-            self.where[ident] = manifest.where
-            self.source[ident] = _source(manifest.body)
+        self.origins = ManifestOrigins(manifests, _object_ident)
+        problems = list(self.origins.problems)
         namespaces = {n.name: dict(n.labels) for n in inventory.namespaces}
         try:
             self.engine = CalicoEngine([m.body for m in manifests], namespaces)
@@ -108,9 +98,6 @@ class CalicoSimulator:
 
     # -- provenance
 
-    def _origin(self, ident: str) -> str:
-        return _provenance(self.source.get(ident, ""), self.where.get(ident, "?"))
-
     def _deciding(self, trace: Trace) -> list[str]:
         """``RULE comes from MODULE:LINE`` for every rule that decided a tier, if its policy has a source."""
         lines = []
@@ -118,7 +105,7 @@ class CalicoSimulator:
             for step in side.tiers:
                 check = step.decided_by
                 policy = self._rule_policy.get(check.rule.label) if check is not None else None
-                source = self.source.get(policy.ident, "") if policy is not None else ""
+                source = self.origins.source.get(policy.ident, "") if policy is not None else ""
                 if check is not None and source:
                     lines.append(f"{check.rule.label} comes from {source}")
         return list(dict.fromkeys(lines))
@@ -150,36 +137,13 @@ class CalicoSimulator:
         return Decision("allow" if verdict.allowed else "drop", tuple(lines))
 
     def dns(self, client: Endpoint, lookup: str) -> Decision:
-        servers = self.inventory.dns_pods()
-        if not servers:
-            return Decision("drop", (f"dns: the inventory has no cluster DNS pod (kube-system, k8s-app=kube-dns); "
-                                     f"the lookup of {lookup} fails",))
-        tried = []
-        for server in servers:
-            for protocol in ("UDP", "TCP"):
-                conn = Connection(client, server, protocol, 53)
-                verdict = self.engine.evaluate(conn)
-                if verdict.allowed:
-                    return Decision("allow", (f"dns: lookup of {lookup} allowed: {_describe(conn)} is allowed",))
-                tried.append(verdict.explanation[-1])
-        return Decision("drop", (
-            f"dns: lookup of {lookup} fails: {client.describe()} may reach no cluster DNS pod on udp/53 or tcp/53",
-            *(f"dns: {line}" for line in tried),
-        ))
+        return cluster_dns_lookup(self.engine.evaluate, self.inventory, client, lookup)
 
     def reachability(self, sources: Sequence[Pod], destinations: Sequence[Pod], protocol: str,
                      port: int) -> list[int]:
         """Naive per-pair evaluation (ICMP: echo request unless a type is given as the port)."""
-        if protocol in ICMP_PROTOCOLS and not port:
-            port = ICMP_PROTOCOLS[protocol][0]
-        rows = []
-        for src in sources:
-            row = 0
-            for j, dst in enumerate(destinations):
-                if self.engine.evaluate(Connection(src, dst, protocol, port)).allowed:
-                    row |= 1 << j
-            rows.append(row)
-        return rows
+        return pairwise_reachability(sources, destinations, protocol, port,
+                                     lambda conn: self.engine.evaluate(conn).allowed)
 
     # -- explain
 
@@ -236,11 +200,12 @@ class CalicoSimulator:
         for tier in self.engine.tiers:
             if tier.name not in by_tier:
                 continue
-            origin = f"; from {self._origin(f'Tier {tier.name}')}" if f"Tier {tier.name}" in self.where else ""
+            ident = f"Tier {tier.name}"
+            origin = f"; from {self.origins.describe(ident)}" if ident in self.origins.where else ""
             lines.append(f"     {tier.describe()}{origin}")
             for policy in by_tier[tier.name]:
                 order = "no order" if policy.order is None else f"order {policy.order:g}"
-                lines += [f"       {policy.ident} ({order})", f"         from {self._origin(policy.ident)}"]
+                lines += [f"       {policy.ident} ({order})", f"         from {self.origins.describe(policy.ident)}"]
         return lines
 
     @staticmethod

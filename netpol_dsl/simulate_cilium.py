@@ -17,7 +17,6 @@ What it adds to the evaluator (docs/simulate.md, "The cilium engine"):
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,8 +25,17 @@ from netpol_dsl.endpoints import Connection, Endpoint, External, Pod
 from netpol_dsl.engines.cilium import CiliumEngine, ManifestError
 from netpol_dsl.engines.cilium.parse import parse_documents
 from netpol_dsl.inventory import InputError, Inventory
-from netpol_dsl.provenance import SOURCE_ANNOTATION
-from netpol_dsl.simulate import ICMP_PROTOCOLS, Decision, Manifest, Query, _describe, _provenance
+from netpol_dsl.simulate import (
+    ICMP_PROTOCOLS,
+    Decision,
+    Manifest,
+    Query,
+    _describe,
+    is_ip_address,
+    no_dns_pod,
+    pairwise_reachability,
+)
+from netpol_dsl.simulate_origins import ManifestOrigins
 
 _NAMESPACED = frozenset({"CiliumNetworkPolicy", "NetworkPolicy"})
 _POLICY_KINDS = frozenset({"CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "NetworkPolicy"})
@@ -51,21 +59,6 @@ def _object_ident(body: Mapping[str, Any]) -> str | None:
     return f"{kind} {name}"
 
 
-def _source(body: Mapping[str, Any]) -> str:
-    metadata = body.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    source = annotations.get(SOURCE_ANNOTATION, "") if isinstance(annotations, Mapping) else ""
-    return source if isinstance(source, str) else ""
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 class CiliumSimulator:
     """``--engine cilium``: CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, CiliumCIDRGroup and
     plain NetworkPolicy, evaluated as Cilium enforces them."""
@@ -74,19 +67,8 @@ class CiliumSimulator:
 
     def __init__(self, manifests: Sequence[Manifest], inventory: Inventory) -> None:
         bodies = [m.body for m in manifests]
-        problems: list[str] = []
-        self.where: dict[str, str] = {}  # policy ident (without specs[i]) -> manifest file and document
-        self.source: dict[str, str] = {}  # policy ident -> netpol-dsl.dev/source
-        for manifest in manifests:
-            ident = _object_ident(manifest.body)
-            if ident is None:
-                continue
-            if ident in self.where:
-                problems.append(f"{manifest.where}: {ident} is defined twice (first at {self.where[ident]}); "
-                                "the API server would keep one")
-                continue
-            self.where[ident] = manifest.where
-            self.source[ident] = _source(manifest.body)
+        self.origins = ManifestOrigins(manifests, _object_ident)  # by policy ident without specs[i]
+        problems = list(self.origins.problems)
         try:
             self.engine = CiliumEngine(bodies, inventory.cluster)
         except ManifestError as first:
@@ -114,15 +96,14 @@ class CiliumSimulator:
         return _SPECS_SUFFIX.sub("", ident)
 
     def _origin(self, ident: str) -> str:
-        base = self._base(ident)
-        return _provenance(self.source.get(base, ""), self.where.get(base, "?"))
+        return self.origins.describe(self._base(ident))
 
     def _rules(self, lines: Sequence[str]) -> dict[str, str]:
         """The rules named in ``lines`` (``KIND ns/name egress[0]``) whose policy has a netpol-dsl source."""
         found: dict[str, str] = {}
         for match in _RULE_LABEL.finditer("\n".join(lines)):
             ident = match.group(1)
-            source = self.source.get(self._base(ident))
+            source = self.origins.source.get(self._base(ident))
             if source and ident in self.engine.policies:
                 found.setdefault(match.group(0), source)
         return found
@@ -144,8 +125,7 @@ class CiliumSimulator:
             return found
         servers = self.inventory.dns_pods()
         if not servers:
-            found = (False, False, (f"dns: the inventory has no cluster DNS pod (kube-system, k8s-app=kube-dns); "
-                                    f"the lookup of {name} fails",))
+            found = (False, False, (no_dns_pod(name),))
         else:
             tried: list[str] = []
             for server in servers:
@@ -168,7 +148,7 @@ class CiliumSimulator:
 
     def dns(self, client: Endpoint, lookup: str) -> Decision:
         allowed, visible, lines = self._lookup(client, lookup)
-        if allowed and not visible and not _is_address(lookup):
+        if allowed and not visible and not is_ip_address(lookup):
             lines = (*lines, f"dns: no rules.dns pattern lets the DNS proxy see {lookup}: toFQDNs rules will not "
                              "match its addresses")
         return Decision("allow" if allowed else "drop", lines)
@@ -185,7 +165,7 @@ class CiliumSimulator:
 
     def _dns_names(self, query: Query, conn: Connection) -> tuple[str, ...]:
         """The name the DNS proxy saw for ``conn.dst``, if the query looked it up and the proxy saw it."""
-        if not query.dns_lookup or not isinstance(conn.dst, External) or _is_address(query.lookup):
+        if not query.dns_lookup or not isinstance(conn.dst, External) or is_ip_address(query.lookup):
             return ()
         allowed, visible, _ = self._lookup(conn.src, query.lookup)
         return (query.lookup,) if allowed and visible else ()
@@ -204,16 +184,8 @@ class CiliumSimulator:
     def reachability(self, sources: Sequence[Pod], destinations: Sequence[Pod], protocol: str,
                      port: int) -> list[int]:
         """Naive per-pair evaluation of opaque connections (a port proxied for HTTP is ``drop``)."""
-        if protocol in ICMP_PROTOCOLS and not port:
-            port = ICMP_PROTOCOLS[protocol][0]
-        rows = []
-        for src in sources:
-            row = 0
-            for j, dst in enumerate(destinations):
-                if self.engine.verdict(Connection(src, dst, protocol, port)) == "allow":
-                    row |= 1 << j
-            rows.append(row)
-        return rows
+        return pairwise_reachability(sources, destinations, protocol, port,
+                                     lambda conn: self.engine.verdict(conn) == "allow")
 
     # -- explain
 

@@ -1,10 +1,13 @@
-"""What the Kubernetes and the Cilium evaluators read the same way in manifest documents.
+"""What the Kubernetes, Cilium and Calico evaluators read the same way in manifest documents.
 
-* :class:`ManifestError`, the error both raise for a document they cannot read;
+* :class:`ManifestError`, the error they raise for a document they cannot read, and
+  :func:`reading_document`, which turns a :class:`ValueError` into one;
+* documents to skip (:func:`is_kustomization`) and object names (:func:`object_name`,
+  :func:`metadata_namespace`);
 * typed accessors (``as_mapping``, ``as_list``, ``as_string``, ``as_int``, ``as_network``,
   ``as_port``, ``as_end_port``) that check a field of a document loaded from YAML and raise
   :class:`ValueError` naming where it is;
-* NetworkPolicy checks both engines apply: :func:`check_peer` and the defaulting of
+* NetworkPolicy checks the engines apply: :func:`check_peer` and the defaulting of
   ``policyTypes`` (:func:`policy_types`);
 * Kubernetes ``LabelSelector`` parsing (:func:`parse_label_selector`) and the semantics of its
   requirements (:func:`requirement_holds`, :class:`LabelRequirement`);
@@ -19,7 +22,8 @@ engine or is a parameter here.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -29,6 +33,8 @@ from netpol_dsl.endpoints import Endpoint, IPAddress, Pod
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LABEL_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
+DEFAULT_NAMESPACE = "default"
+_KUSTOMIZE = "kustomize.config.k8s.io/"
 
 
 class ManifestError(ValueError):
@@ -38,6 +44,15 @@ class ManifestError(ValueError):
         self.position = position
         self.detail = detail
         super().__init__(f"document {position}: {detail}")
+
+
+@contextmanager
+def reading_document(position: int) -> Iterator[None]:
+    """Re-raise a :class:`ValueError` from reading document ``position`` as a :class:`ManifestError`."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ManifestError(position, str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,6 +125,30 @@ def as_end_port(value: Any, port: int | str | None, where: str) -> int:
     if not port <= end_port <= 65535:
         raise ValueError(f"{where}: endPort {end_port} must be within [{port}, 65535]")
     return end_port
+
+
+# --------------------------------------------------------------------------------------------
+# documents and object names
+
+
+def is_kustomization(document: Mapping[str, Any]) -> bool:
+    """A kustomize ``Kustomization`` (such as the one ``netpol-dsl build`` writes): known, not a policy."""
+    api_version = document.get("apiVersion")
+    return (document.get("kind") == "Kustomization" and isinstance(api_version, str)
+            and api_version.startswith(_KUSTOMIZE))
+
+
+def metadata_namespace(metadata: Mapping[str, Any], name: str) -> str:
+    """``metadata.namespace`` of the object ``name``; absent or empty, ``default`` (as the API server does)."""
+    return as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+
+
+def object_name(metadata: Mapping[str, Any], kind: str, *, namespaced: bool) -> tuple[str, str | None, str]:
+    """The ``metadata.name``, the namespace (None unless ``namespaced``) and the ident of an object of
+    ``kind``: ``KIND namespace/name``, ``KIND name`` for a cluster-scoped one."""
+    name = as_string(metadata.get("name"), "metadata.name")
+    namespace = metadata_namespace(metadata, name) if namespaced else None
+    return name, namespace, f"{kind} {name if namespace is None else f'{namespace}/{name}'}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from netpol_dsl.engines.calico.selectors import (
     Selector,
     conjunction,
 )
-from netpol_dsl.engines.manifest import ManifestError as ManifestError  # re-exported (shared by the engines)
 from netpol_dsl.engines.manifest import (
+    DEFAULT_NAMESPACE,
     as_end_port,
     as_list,
     as_mapping,
@@ -53,15 +53,19 @@ from netpol_dsl.engines.manifest import (
     as_port,
     as_string,
     check_peer,
+    is_kustomization,
+    metadata_namespace,
+    object_name,
     parse_label_selector,
     policy_types,
+    reading_document,
 )
+from netpol_dsl.engines.manifest import ManifestError as ManifestError  # re-exported (shared by the engines)
 
 CALICO_API_VERSION = "projectcalico.org/v3"
 K8S_API_VERSION = "networking.k8s.io/v1"
 STAGED_KINDS = frozenset({"StagedGlobalNetworkPolicy", "StagedNetworkPolicy", "StagedKubernetesNetworkPolicy"})
 CALICO_KINDS = frozenset({"Tier", GNP, CNP, "GlobalNetworkSet", "NetworkSet"}) | STAGED_KINDS
-DEFAULT_NAMESPACE = "default"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _METADATA = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
@@ -116,21 +120,22 @@ def _types(spec: Mapping[str, Any], where: str) -> frozenset[Direction]:
         has_ingress, has_egress = bool(spec.get("ingress")), bool(spec.get("egress"))
         given = ["Ingress"] if has_ingress or not has_egress else []
         given += ["Egress"] if has_egress else []
+    return _directions(given)
+
+
+def _directions(types: Sequence[str]) -> frozenset[Direction]:
+    """The directions of policy types (``Ingress``, ``Egress``)."""
     directions: set[Direction] = set()
-    if "Ingress" in given:
+    if "Ingress" in types:
         directions.add("ingress")
-    if "Egress" in given:
+    if "Egress" in types:
         directions.add("egress")
     return frozenset(directions)
 
 
 def _calico_policy(document: Mapping[str, Any], metadata: Mapping[str, Any], kind: str, position: int,
                    tiers: Mapping[str, Tier]) -> Policy:
-    name = as_string(metadata.get("name"), "metadata.name")
-    namespace = None
-    if kind == CNP:
-        namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
-    ident = f"{kind} {name if namespace is None else f'{namespace}/{name}'}"
+    name, namespace, ident = object_name(metadata, kind, namespaced=kind == CNP)
     check_fields(document, _METADATA, ident)
     spec = as_mapping(document.get("spec"), f"{ident}: spec")
     where = f"{ident}: spec"
@@ -256,7 +261,7 @@ def _k8s_rules(value: Any, where: str, direction: Direction, namespace: str, lab
 
 def _k8s_policy(document: Mapping[str, Any], metadata: Mapping[str, Any], position: int) -> Policy:
     name = as_string(metadata.get("name"), "metadata.name")
-    namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+    namespace = metadata_namespace(metadata, name)
     ident = f"{KNP} {namespace}/{name}"
     check_fields(document, _METADATA, ident)
     spec = as_mapping(document.get("spec"), f"{ident}: spec")
@@ -269,21 +274,11 @@ def _k8s_policy(document: Mapping[str, Any], metadata: Mapping[str, Any], positi
             rule for i, r in enumerate(as_list(spec.get(direction), f"{where}.{direction}"))
             for rule in _k8s_rules(r, f"{where}.{direction}[{i}]", direction, namespace, f"{ident} {direction}[{i}]"))
     types = policy_types(spec.get("policyTypes"), ident, bool(spec.get("egress")), f"{where}.policyTypes")
-    directions = frozenset(d for d, t in (("ingress", "Ingress"), ("egress", "Egress")) if t in types)
     return Policy(
         kind=KNP, name=name, namespace=namespace, tier="default", order=1000.0,
         selector=_k8s_selector(spec.get("podSelector"), f"{where}.podSelector", True),
-        types=_directions(directions), ingress=sections["ingress"], egress=sections["egress"], position=position,
+        types=_directions(types), ingress=sections["ingress"], egress=sections["egress"], position=position,
     )
-
-
-def _directions(values: frozenset[str]) -> frozenset[Direction]:
-    out: set[Direction] = set()
-    if "ingress" in values:
-        out.add("ingress")
-    if "egress" in values:
-        out.add("egress")
-    return frozenset(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,11 +310,7 @@ def _tier(document: Mapping[str, Any], metadata: Mapping[str, Any]) -> Tier:
 
 
 def _network_set(document: Mapping[str, Any], metadata: Mapping[str, Any], kind: str) -> NetworkSet:
-    name = as_string(metadata.get("name"), "metadata.name")
-    namespace = None
-    if kind == "NetworkSet":
-        namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
-    ident = f"{kind} {name if namespace is None else f'{namespace}/{name}'}"
+    name, namespace, ident = object_name(metadata, kind, namespaced=kind == "NetworkSet")
     check_fields(document, _METADATA, ident)
     labels = _labels(metadata, ident)
     if any(k == NAMESPACE_KEY for k, _ in labels):
@@ -343,7 +334,7 @@ def _classify(document: Any) -> str:
         return str(kind)
     if api_version == K8S_API_VERSION and kind == "NetworkPolicy":
         return KNP
-    if kind == "Kustomization" and isinstance(api_version, str) and api_version.startswith("kustomize.config.k8s.io/"):
+    if is_kustomization(document):
         return "skip"
     raise ValueError(
         f"unsupported kind {kind!r} (apiVersion {api_version!r}); the Calico engine understands {CALICO_API_VERSION} "
@@ -361,7 +352,7 @@ def parse_documents(documents: Sequence[Mapping[str, Any]]) -> Parsed:
     staged: list[str] = []
     later: list[tuple[int, str, Mapping[str, Any], Mapping[str, Any]]] = []
     for position, document in enumerate(documents):
-        try:
+        with reading_document(position):
             kind = _classify(document)
             metadata = as_mapping(document.get("metadata"), "metadata")
             if kind == "Tier":
@@ -379,15 +370,11 @@ def parse_documents(documents: Sequence[Mapping[str, Any]]) -> Parsed:
                 staged.append(f"{kind} {f'{namespace or DEFAULT_NAMESPACE}/' if scoped else ''}{name}")
             elif kind != "skip":
                 later.append((position, kind, document, metadata))
-        except ValueError as exc:
-            raise ManifestError(position, str(exc)) from exc
     policies: list[Policy] = []
     for position, kind, document, metadata in later:
-        try:
+        with reading_document(position):
             if kind == KNP:
                 policies.append(_k8s_policy(document, metadata, position))
             else:
                 policies.append(_calico_policy(document, metadata, kind, position, tiers))
-        except ValueError as exc:
-            raise ManifestError(position, str(exc)) from exc
     return Parsed(tiers, tuple(policies), tuple(sets), tuple(staged))

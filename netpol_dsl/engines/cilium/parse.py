@@ -47,7 +47,11 @@ from netpol_dsl.engines.manifest import (
     as_port,
     as_string,
     check_peer,
+    is_kustomization,
+    metadata_namespace,
+    object_name,
     policy_types,
+    reading_document,
 )
 
 CILIUM_API_VERSION = "cilium.io/v2"
@@ -57,7 +61,6 @@ CIDR_GROUP = "CiliumCIDRGroup"
 CIDR_GROUP_API_VERSIONS = frozenset({"cilium.io/v2", "cilium.io/v2alpha1"})
 K8S_API_VERSION = "networking.k8s.io/v1"
 K8S_KIND = "NetworkPolicy"
-DEFAULT_NAMESPACE = "default"
 
 _SPEC_FIELDS = frozenset({
     "description", "endpointSelector", "nodeSelector", "ingress", "ingressDeny", "egress", "egressDeny",
@@ -344,7 +347,7 @@ def _k8s_rule(value: Any, where: str, peer_field: str, namespace: str) -> Rule:
 
 def parse_k8s_policy(document: Mapping[str, Any], metadata: Mapping[str, Any]) -> Policy:
     name = as_string(metadata.get("name"), "metadata.name")
-    namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+    namespace = metadata_namespace(metadata, name)
     ident = f"{K8S_KIND} {namespace}/{name}"
     spec = as_mapping(document.get("spec"), f"{ident}: spec")
     _check_fields(spec, frozenset({"podSelector", "policyTypes", "ingress", "egress"}), f"{ident}: spec")
@@ -378,7 +381,7 @@ def _classify(document: Any) -> str:
         return "group"
     if api_version == K8S_API_VERSION and kind == K8S_KIND:
         return "k8s"
-    if kind == "Kustomization" and isinstance(api_version, str) and api_version.startswith("kustomize.config.k8s.io/"):
+    if is_kustomization(document):
         return "skip"
     raise ValueError(
         f"unsupported kind {kind!r} (apiVersion {api_version!r}); the Cilium engine understands "
@@ -401,11 +404,7 @@ def _parse_group(document: Mapping[str, Any], metadata: Mapping[str, Any]) -> Ci
 def _parse_cilium(document: Mapping[str, Any], metadata: Mapping[str, Any],
                   groups: Mapping[str, CidrGroup]) -> list[Policy]:
     kind = as_string(document.get("kind"), "kind")
-    name = as_string(metadata.get("name"), "metadata.name")
-    namespace = None
-    if kind == CNP:
-        namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
-    ident = f"{kind} {name if namespace is None else f'{namespace}/{name}'}"
+    name, namespace, ident = object_name(metadata, kind, namespaced=kind == CNP)
     _check_fields(document, frozenset({"apiVersion", "kind", "metadata", "spec", "specs", "status"}), ident)
     spec, specs = document.get("spec"), _opt_list(document, "specs", ident)
     if spec is None and not specs:
@@ -423,7 +422,7 @@ def parse_documents(documents: Sequence[Mapping[str, Any]]) -> tuple[Policy, ...
     classified: list[tuple[int, str, Mapping[str, Any], Mapping[str, Any]]] = []
     groups: dict[str, CidrGroup] = {}
     for position, document in enumerate(documents):
-        try:
+        with reading_document(position):
             category = _classify(document)
             metadata = as_mapping(document.get("metadata"), "metadata")
             if category == "group":
@@ -431,15 +430,11 @@ def parse_documents(documents: Sequence[Mapping[str, Any]]) -> tuple[Policy, ...
                 groups[group.name] = group
             elif category != "skip":
                 classified.append((position, category, document, metadata))
-        except ValueError as exc:
-            raise ManifestError(position, str(exc)) from exc
     policies: list[Policy] = []
     for position, category, document, metadata in classified:
-        try:
+        with reading_document(position):
             if category == "k8s":
                 policies.append(parse_k8s_policy(document, metadata))
             else:
                 policies.extend(_parse_cilium(document, metadata, groups))
-        except ValueError as exc:
-            raise ManifestError(position, str(exc)) from exc
     return tuple(policies)

@@ -8,8 +8,9 @@ from typing import Any, Literal
 import attrs
 
 from netpol_dsl.endpoints import Connection, Endpoint, Node, Pod
-from netpol_dsl.engines.kubernetes.model import Direction, ManifestError, PolicyRef, _parse_policy, _Policy
+from netpol_dsl.engines.kubernetes.model import Direction, PolicyRef, _parse_policy, _Policy
 from netpol_dsl.engines.kubernetes.reachability import _Reachability
+from netpol_dsl.engines.manifest import reading_document
 
 
 @attrs.frozen
@@ -123,10 +124,8 @@ class KubernetesEngine:
         by_namespace: dict[str, list[_Policy]] = {}
         parsed: list[_Policy] = []
         for position, document in enumerate(policies):
-            try:
+            with reading_document(position):
                 policy = _parse_policy(document)
-            except ValueError as exc:
-                raise ManifestError(position, str(exc)) from exc
             parsed.append(policy)
             by_namespace.setdefault(policy.namespace, []).append(policy)
         self._policies = tuple(parsed)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from netpol_dsl.endpoints import Connection, Endpoint, External, IPAddress, Node, Pod
+from netpol_dsl.engines.manifest import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE  # re-exported
 from netpol_dsl.engines.manifest import (
     CidrBlock,
     LabelRequirement,
@@ -19,6 +20,7 @@ from netpol_dsl.engines.manifest import (
     as_port,
     as_string,
     check_peer,
+    metadata_namespace,
     parse_label_selector,
     policy_types,
 )
@@ -27,7 +29,6 @@ from netpol_dsl.engines.manifest import ManifestError as ManifestError  # re-exp
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
 PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
-DEFAULT_NAMESPACE = "default"
 # provenance annotation written by the kubernetes target (netpol_dsl.targets.kubernetes.SOURCE_ANNOTATION)
 SOURCE_ANNOTATION = "netpol-dsl.dev/source"
 
@@ -245,7 +246,7 @@ def _parse_policy(document: Any) -> _Policy:
         )
     metadata = as_mapping(document.get("metadata"), "metadata")
     name = as_string(metadata.get("name"), "metadata.name")
-    namespace = as_string(metadata.get("namespace") or DEFAULT_NAMESPACE, f"{name}: metadata.namespace")
+    namespace = metadata_namespace(metadata, name)
     ident = f"{namespace}/{name}"
     annotations = as_mapping(metadata.get("annotations"), f"{ident}: metadata.annotations")
     source = annotations.get(SOURCE_ANNOTATION, "")
