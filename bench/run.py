@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated flow counts for scaling (default 10,100,1000,10000)")
     p.add_argument("--repeats", type=int, default=None,
                    help="repeats per size, best taken (default: 5 up to N=100, 3 up to 1000, then 2)")
+    p.add_argument("--target", default=TARGET, help=f"target of the scaling part (default {TARGET})")
     p.add_argument("--skip-comparison", action="store_true", help="only the scaling part")
     p.add_argument("--skip-scaling", action="store_true", help="only the comparison part")
     p.add_argument("--no-profile", action="store_true", help="do not profile super-linear stages")
@@ -75,9 +76,9 @@ def _comparison_lines(c: Comparison) -> list[str]:
     return lines
 
 
-def _scaling_lines(results: list[VariantResult]) -> list[str]:
+def _scaling_lines(results: list[VariantResult], target: str = TARGET) -> list[str]:
     lines = [
-        f"Scaling: compile_policy(policy, {TARGET!r}) + yaml.dump of every manifest, in-process, best of R",
+        f"Scaling: compile_policy(policy, {target!r}) + yaml.dump of every manifest, in-process, best of R",
         f"  {'variant':<10} {'N':>6} {'R':>2} {'manifests':>9} {'compile s':>10} {'render s':>9} "
         f"{'total s':>9} {'us/flow':>8} {'policy s':>8}",
     ]
@@ -151,20 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: comparison failed: {exc}", file=sys.stderr)
         return 1
     if not args.skip_scaling:
-        variants = run_scaling(sizes, args.repeats)
+        variants = run_scaling(sizes, args.repeats, args.target)
         profiles: list[Profile] = []
         if not args.no_profile:
             for v in variants:
                 for stage in v.superlinear_stages():
-                    profiles.append(profile_stage(v.variant, v.rows[-1].flows, stage, REPO))
+                    profiles.append(profile_stage(v.variant, v.rows[-1].flows, stage, REPO, target=args.target))
         result["scaling"] = {
-            "target": TARGET,
+            "target": args.target,
             "namespaces": NAMESPACES,
             "superlinear_threshold": f"stage ratio > size ratio x {SUPERLINEAR_SLACK}",
             "variants": [v.as_json() for v in variants],
             "profiles": [p.as_json() for p in profiles],
         }
-        lines += [*_scaling_lines(variants), ""]
+        lines += [*_scaling_lines(variants, args.target), ""]
         lines += [*_profile_lines(profiles), ""] if profiles else []
     result["meta"]["elapsed_s"] = round(time.time() - started, 1)
     now = source_digests(REPO)

@@ -120,7 +120,7 @@ def _render(output: Output) -> int:
     return sum(len(dump(m.body)) for m in output.manifests)
 
 
-def measure(flows: int, variant: str, repeats: int) -> Row:
+def measure(flows: int, variant: str, repeats: int, target: str = TARGET) -> Row:
     start = time.perf_counter()
     policy = synthetic_policy(flows, quarantine=variant == "quarantine")
     construct = time.perf_counter() - start
@@ -130,7 +130,7 @@ def measure(flows: int, variant: str, repeats: int) -> Row:
     for _ in range(repeats):
         gc.collect()
         t0 = time.perf_counter()
-        output = compile_policy(policy, TARGET)
+        output = compile_policy(policy, target)
         t1 = time.perf_counter()
         size = _render(output)
         t2 = time.perf_counter()
@@ -150,14 +150,14 @@ def _check_output(output: Output, flows: int, variant: str) -> None:
         raise AssertionError(f"{variant} N={flows}: quarantine selector {'missing' if not carved else 'present'}")
 
 
-def run_scaling(sizes: Sequence[int], repeats: int | None) -> list[VariantResult]:
+def run_scaling(sizes: Sequence[int], repeats: int | None, target: str = TARGET) -> list[VariantResult]:
     results = []
     for variant in VARIANTS:
         result = VariantResult(variant)
         for flows in sizes:
             n = repeats or default_repeats(flows)
-            _log(f"scaling: {variant} N={flows} (best of {n}) ...")
-            result.rows.append(measure(flows, variant, n))
+            _log(f"scaling: {target} {variant} N={flows} (best of {n}) ...")
+            result.rows.append(measure(flows, variant, n, target))
         results.append(result)
     return results
 
@@ -197,12 +197,13 @@ def _where(key: tuple[str, int, str], repo: Path) -> str:
     return f"{filename}:{line}({name})" if line else name
 
 
-def profile_stage(variant: str, flows: int, stage: str, repo: Path, top: int = 12) -> Profile:
+def profile_stage(variant: str, flows: int, stage: str, repo: Path, top: int = 12,
+                  target: str = TARGET) -> Profile:
     """cProfile one compile (or one render) of the synthetic policy; rank functions by own time."""
     policy = synthetic_policy(flows, quarantine=variant == "quarantine")
-    output = compile_policy(policy, TARGET) if stage == "render" else None
+    output = compile_policy(policy, target) if stage == "render" else None
     work: Callable[[], object] = (
-        (lambda: compile_policy(policy, TARGET)) if output is None else (lambda: _render(output))
+        (lambda: compile_policy(policy, target)) if output is None else (lambda: _render(output))
     )
     _log(f"profiling: {stage} of {variant} N={flows} under cProfile ...")
     profiler = cProfile.Profile()

@@ -216,3 +216,11 @@ def test_a_zone_of_many_cidrs_becomes_one_network_set_for_its_flow() -> None:
          "ports": [443]},
         {"nets": ["198.18.0.0/15"], "ports": [80]},
     ]
+
+
+def test_one_cidr_zone_in_two_flows_is_one_network_set() -> None:
+    partners = (n.cidr("198.51.100.0/24") | n.cidr("203.0.113.0/25") | n.cidr("192.0.2.0/24")).named("partners")
+    bodies = _bodies(n.Policy("p", rules=[n.allow(WEB >> partners, n.tcp(443)),
+                                          n.allow(API >> partners, n.tcp(8443))]))
+    assert [b["metadata"]["name"] for b in bodies.values() if b["kind"] == "GlobalNetworkSet"] == [
+        "p-shop-app-api-partners"]

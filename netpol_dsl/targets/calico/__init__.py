@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import attrs
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
-from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, minimal_workloads
+from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, peer_key
 from netpol_dsl.ir.ports import Ports
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
@@ -241,19 +241,28 @@ class _Compiler:
 
     def isolate(self, rules: list[Rule]) -> None:
         """Default deny in Calico's default tier for every pod the intent isolates: the baseline's, and the
-        subjects of allow lists (a pod selected by an allow is default-deny in that direction)."""
+        subjects of allow lists (a pod selected by an allow is default-deny in that direction).  A subject
+        inside a baseline default deny or inside a namespace-wide allow subject needs no policy of its own
+        (comparing with those few keeps this linear in the number of rules)."""
         for direction in (Direction.INGRESS, Direction.EGRESS):
-            subjects = [i.subject for i in self.program.isolations if i.direction is direction]
-            subjects += [r.subject for r in rules if r.action is Action.ALLOW and r.direction is direction]
-            for subject in minimal_workloads(subjects):
-                baseline = any(i.direction is direction and subject == i.subject for i in self.program.isolations)
+            baseline = [i for i in self.program.isolations if i.direction is direction]
+            allows = [r for r in rules if r.action is Action.ALLOW and r.direction is direction]
+            kept: dict[Workloads, set[Location]] = {}
+            for i in baseline:
+                kept.setdefault(i.subject, set()).update(i.origins)
+            from_baseline = set(kept)
+            wide = [r.subject for r in allows if r.subject.pods.is_all]
+            covers = list(dict.fromkeys([*sorted(from_baseline), *wide]))
+            for r in allows:
+                cover = r.subject if r.subject in kept else next(
+                    (c for c in covers if r.subject.issubset(c)), r.subject)
+                origins = kept.setdefault(cover, set())
+                if cover not in from_baseline:
+                    origins.update(r.origins)
+            for subject, origins in kept.items():
                 pol = self.policies[_Key("", 0, self.place(subject), subject, "default-deny")]
                 pol.types.add(direction)
-                origins = [i.origins for i in self.program.isolations if i.direction is direction
-                           and i.subject == subject] if baseline else \
-                    [r.origins for r in rules if r.action is Action.ALLOW and r.direction is direction
-                     and r.subject.issubset(subject)]
-                pol.origins.update(loc for o in origins for loc in o)
+                pol.origins.update(origins)
 
     # ---- rules ----------------------------------------------------------------------------------
 
@@ -324,15 +333,18 @@ class _Compiler:
             if isinstance(r.peer, Network):
                 groups[(r.tier, r.action.value, r.direction.value, r.subject, r.ports, r.http, r.flow,
                         r.group)].append(r)
-        for members in groups.values():
+        by_content: dict[tuple[object, ...], str] = {}  # the same CIDRs in several flows: one set
+        for members in sorted(groups.values(), key=lambda m: m[0].sort_key()):
             first = members[0]
-            if first.group == "blocklist":
-                name = object_name(f"{self.program.name}-blocklist", self.program.name)
-            elif len(members) > INLINE_NETS:
+            if first.group != "blocklist" and len(members) > INLINE_NETS:
                 label = re.sub(r"[^a-z0-9]+", "-", first.flow.lower())
                 name = object_name(f"{self.program.name}-{label}", f"{self.program.name} {first.flow}")
+            elif first.group == "blocklist":
+                name = object_name(f"{self.program.name}-blocklist", self.program.name)
             else:
                 continue
+            content = (first.group == "blocklist", *sorted(peer_key(r.peer) for r in members))
+            name = by_content.setdefault(content, name)
             self.set_of.update((r, name) for r in members)
 
     # ---- objects --------------------------------------------------------------------------------
