@@ -32,7 +32,7 @@ from netpol_dsl.dsl.policy import (
     metrics_scraper,
     pass_,
 )
-from netpol_dsl.dsl.ports import PortRange, PortSet, any_protocol, port_range, sctp, tcp, udp
+from netpol_dsl.dsl.ports import PortRange, PortSet, any_protocol, icmp, icmpv6, port_range, sctp, tcp, udp
 from netpol_dsl.dsl.zones import (
     AnyOf,
     Cidr,
@@ -108,6 +108,8 @@ __all__ = [
     "get",
     "host",
     "http",
+    "icmp",
+    "icmpv6",
     "kube_apiserver",
     "label",
     "log_collector",

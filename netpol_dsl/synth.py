@@ -18,7 +18,7 @@ import attrs
 
 from netpol_dsl.endpoints import ApiServer, Connection, ContainerPort, Endpoint, External, IPAddress, Node, Pod
 from netpol_dsl.ir.peers import DnsName, Network, Peer, Workloads
-from netpol_dsl.ir.ports import PROTOCOLS
+from netpol_dsl.ir.ports import ALL_PROTOCOLS, ICMP_PROTOCOLS, ICMP_TYPES
 from netpol_dsl.ir.program import Program
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Selector, Shape
 from netpol_dsl.values import IPNetwork
@@ -37,8 +37,9 @@ OTHER_KEY = "app"
 DEFAULT_SERVICE_ACCOUNT = "default"  # what a pod runs as when no selector asks for an account
 FIRST_NAMED_PORT = 30000
 FIRST_UNMENTIONED_PORT = 12345
+FIRST_UNMENTIONED_ICMP_TYPE = 100  # unassigned in ICMP, private experimentation in ICMPv6
 _UNSAFE = re.compile(r"[^a-z0-9]+")
-_PROTOCOL_ORDER: dict[str, int] = {p: i for i, p in enumerate(PROTOCOLS)}
+_PROTOCOL_ORDER: dict[str, int] = {p: i for i, p in enumerate(ALL_PROTOCOLS)}
 
 
 @attrs.frozen
@@ -48,7 +49,9 @@ class PortPlan:
     ``named`` gives each named port a number no rule mentions; ``probes`` holds every
     (protocol, port) worth asking about: both ends of each numeric port or range, the
     number of each named port, and a port no rule mentions for TCP and for each protocol
-    a rule allows as a whole.
+    a rule allows as a whole.  ICMP and ICMPv6 probes carry the type in the port: both ends
+    of each type range a rule mentions and, for each of the two a rule mentions at all, a type
+    no rule mentions.  Container ports are TCP, UDP and SCTP only.
     """
 
     named: tuple[tuple[str, str, int], ...]  # (protocol, name, number)
@@ -56,8 +59,20 @@ class PortPlan:
     probes: tuple[tuple[str, int], ...]
 
 
+def unmentioned_icmp_type(ranges: Iterable[tuple[int, int]]) -> int | None:
+    """The first ICMP type from :data:`FIRST_UNMENTIONED_ICMP_TYPE` on (wrapping at 255) in none of ``ranges``."""
+    taken = list(ranges)
+    lo, hi = ICMP_TYPES
+    for step in range(hi - lo + 1):
+        kind = lo + (FIRST_UNMENTIONED_ICMP_TYPE - lo + step) % (hi - lo + 1)
+        if not any(a <= kind <= b for a, b in taken):
+            return kind
+    return None
+
+
 def port_plan(program: Program) -> PortPlan:
-    """The :class:`PortPlan` of ``program``: named ports numbered from 30000, unmentioned ports from 12345."""
+    """The :class:`PortPlan` of ``program``: named ports numbered from 30000, unmentioned ports from 12345,
+    unmentioned ICMP types from 100."""
     ranges: set[tuple[str, int, int]] = set()
     names: set[tuple[str, str]] = set()
     whole: set[str] = {"TCP"}
@@ -71,7 +86,8 @@ def port_plan(program: Program) -> PortPlan:
                 ranges.add((p.protocol, p.first, p.last))
 
     def covered(port: int, protocol: str | None = None) -> bool:
-        return any(lo <= port <= hi and protocol in (None, proto) for proto, lo, hi in ranges)
+        return any(lo <= port <= hi and protocol in (None, proto) for proto, lo, hi in ranges
+                   if proto not in ICMP_PROTOCOLS)
 
     named: list[tuple[str, str, int]] = []
     number = FIRST_NAMED_PORT
@@ -83,12 +99,17 @@ def port_plan(program: Program) -> PortPlan:
     numbers = {n for _, _, n in named}
     mentioned = {(proto, port) for proto, lo, hi in ranges for port in (lo, hi)}
     probes = set(mentioned) | {(proto, n) for proto, _, n in named}
-    for proto in whole:
+    for proto in whole - set(ICMP_PROTOCOLS):
         port = FIRST_UNMENTIONED_PORT
         while covered(port, proto) or port in numbers:
             port += 1
         probes.add((proto, port))
-    container = [ContainerPort(port, proto) for proto, port in mentioned]
+    for proto in ICMP_PROTOCOLS:
+        if proto in whole or any(p == proto for p, _, _ in ranges):
+            kind = unmentioned_icmp_type((lo, hi) for p, lo, hi in ranges if p == proto)
+            if kind is not None:
+                probes.add((proto, kind))
+    container = [ContainerPort(port, proto) for proto, port in mentioned if proto not in ICMP_PROTOCOLS]
     container += [ContainerPort(n, proto, name) for proto, name, n in named]
     return PortPlan(
         tuple(named),
@@ -340,7 +361,8 @@ def representative_endpoints(program: Program) -> tuple[Endpoint, ...]:
 
 def connections(endpoints: Iterable[Endpoint], program: Program) -> tuple[Connection, ...]:
     """Every connection between two distinct endpoints of which at least one is a pod, for every probe
-    (protocol, port) of :func:`port_plan`: the ports the program mentions plus one it does not.
+    (protocol, port) of :func:`port_plan`: the ports the program mentions plus one it does not (for
+    ICMP and ICMPv6 the port is the type).
 
     A pod's traffic to itself is left out: NetworkPolicy does not govern it.  Order: by source,
     then destination (as given), then protocol and port.

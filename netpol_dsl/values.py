@@ -97,6 +97,14 @@ def port_number(port: int, field: str = "port") -> int:
     return port
 
 
+def icmp_type(kind: int, field: str = "ICMP type") -> int:
+    """Check an ICMP or ICMPv6 type: 0-255 (an 8-bit field; type 0 is echo reply)."""
+    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
+        raise fail(Code.NPD004, f"{field} {kind!r} is invalid; expected an integer from 0 to 255",
+                   hint="for every type, call the builder without arguments: icmp() or icmpv6()")
+    return kind
+
+
 def port_range(start: int, end: int) -> tuple[int, int]:
     port_number(start, "port range start")
     port_number(end, "port range end")

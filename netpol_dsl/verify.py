@@ -23,7 +23,14 @@ from netpol_dsl.ir.lower import lower
 from netpol_dsl.ir.peers import Peer
 from netpol_dsl.ir.ports import PortMatch, Ports
 from netpol_dsl.ir.program import Expectation, HttpMatch, Program
-from netpol_dsl.synth import HOST_NODE, PortPlan, port_plan, representative_endpoints
+from netpol_dsl.synth import (
+    FIRST_UNMENTIONED_ICMP_TYPE,
+    FIRST_UNMENTIONED_PORT,
+    HOST_NODE,
+    PortPlan,
+    port_plan,
+    representative_endpoints,
+)
 from netpol_dsl.targets.base import Target
 
 _VANTAGE = Pod("synth-vantage", "vantage", node=HOST_NODE)  # host/remote-node are relative to a pod's node
@@ -51,7 +58,8 @@ def members(peers: tuple[Peer, ...], endpoints: Sequence[Endpoint]) -> list[Endp
 
 
 def probes(ports: Ports, plan: PortPlan) -> list[tuple[str, int]]:
-    """Which (protocol, port) pairs stand for ``ports``: range ends, named-port numbers, any port."""
+    """Which (protocol, port) pairs stand for ``ports``: range ends, named-port numbers, any port (for ICMP:
+    type range ends, any type)."""
     if ports is None:
         return list(plan.probes)
     out: list[tuple[str, int]] = []
@@ -64,7 +72,8 @@ def _probe(p: PortMatch, plan: PortPlan) -> list[tuple[str, int]]:
     if p.name:
         return [(proto, num) for proto, name, num in plan.named if proto == p.protocol and name == p.name]
     if p.all_ports:
-        return [(proto, port) for proto, port in plan.probes if proto == p.protocol] or [(p.protocol, 12345)]
+        fallback = FIRST_UNMENTIONED_ICMP_TYPE if p.is_icmp else FIRST_UNMENTIONED_PORT
+        return [(proto, port) for proto, port in plan.probes if proto == p.protocol] or [(p.protocol, fallback)]
     return [(p.protocol, p.first), (p.protocol, p.last)]
 
 

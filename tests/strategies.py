@@ -20,6 +20,8 @@ EXTERNAL_NAMES = {"203.0.113.5": ("api.example.com",), "198.51.100.7": ("www.exa
 # pods alternate between two service accounts, so an account selects part of every label combination
 SERVICE_ACCOUNTS = ("default", "sa1")
 PORTS = (("TCP", 80), ("TCP", 443), ("TCP", 8080), ("UDP", 53), ("TCP", 53), ("SCTP", 80))
+# ICMP probes carry the type in the port: echo reply and request, ICMPv6 echo request and reply
+ICMP_PORTS = (("ICMP", 0), ("ICMP", 8), ("ICMPv6", 128), ("ICMPv6", 129))
 POD_CIDR = "10.244.0.0/16"
 
 
@@ -41,16 +43,17 @@ def universe() -> tuple[list[Pod], list[External]]:
 REQUESTS = (HttpRequest("GET", "/api"), HttpRequest("POST", "/api"), HttpRequest("GET", "/api/v2"))
 
 
-def connections(with_http: bool = False) -> list[Connection]:
+def connections(with_http: bool = False, icmp: bool = False) -> list[Connection]:
     """Every ordered pair (not external to external) on every probed port; with_http adds, for TCP 80
-    and 8080, the same connection carrying each of a few HTTP requests."""
+    and 8080, the same connection carrying each of a few HTTP requests; icmp adds a few ICMP types."""
     pods, externals = universe()
+    probes = (*PORTS, *ICMP_PORTS) if icmp else PORTS
     out = []
     for src in [*pods, *externals]:
         for dst in [*pods, *externals]:
             if src is dst or (isinstance(src, External) and isinstance(dst, External)):
                 continue
-            out += [Connection(src, dst, proto, port) for proto, port in PORTS]
+            out += [Connection(src, dst, proto, port) for proto, port in probes]
             if with_http:
                 out += [Connection(src, dst, "TCP", port, req) for port in (80, 8080) for req in REQUESTS]
     return out
@@ -96,20 +99,24 @@ l7_zones = st.one_of(pod_zones(), pod_zones(), external_zones, fqdn_zones)
 http_rules = st.sampled_from([
     (), (), (n.get("/api"),), (n.http("POST", "/api.*"),), (n.get("/api/v[0-9]+"), n.get("/api")),
 ])
-port_sets = st.sampled_from([
+PORT_SETS = [
     (), (n.tcp(80),), (n.tcp(80, 443),), (n.tcp(n.port_range(53, 8080)),), (n.udp(53),), (n.tcp("http"),),
     (n.any_protocol(53),), (n.tcp(),),
-])
+]
+port_sets = st.sampled_from(PORT_SETS)
+# now and then ICMP types (kubernetes refuses ICMP allows: NPD215; a deny of ICMP it subtracts)
+ICMP_PORT_SETS = [(n.icmp(8),), (n.tcp(80), n.icmp(8)), (n.icmp(),), (n.icmpv6(128),), (n.icmpv6(),)]
+port_sets_with_icmp = st.sampled_from([*PORT_SETS, *PORT_SETS, *ICMP_PORT_SETS])
 
 
 TIERS = ("security", "platform", "application", "baseline")
 
 
 @st.composite
-def rules(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS) -> n.RuleSpec:
+def rules(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS, icmp: bool = False) -> n.RuleSpec:
     action = draw(st.sampled_from(["allow", "allow", "deny", "pass"]))
     src, dst = draw(zones), draw(l7_zones if l7 and action == "allow" else zones)
-    ports = draw(port_sets)
+    ports = draw(port_sets_with_icmp if icmp else port_sets)
     tier = draw(st.sampled_from(tiers))
     direction = draw(st.sampled_from(["both", "both", "egress", "ingress"]))
     if action == "allow":
@@ -123,11 +130,12 @@ def rules(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS) -> 
 
 
 @st.composite
-def policies(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS) -> n.Policy:
-    """Generated intents; fewer ``tiers`` make rules of one tier meet more often (deny vs pass vs allow)."""
+def policies(draw: st.DrawFn, l7: bool = False, tiers: tuple[str, ...] = TIERS, icmp: bool = False) -> n.Policy:
+    """Generated intents; fewer ``tiers`` make rules of one tier meet more often (deny vs pass vs allow);
+    ``icmp`` lets some rules match ICMP types (evaluate them on ``connections(icmp=True)``)."""
     owns = [n.namespace("ns1", labels={"team": "x"}), n.namespace("ns2")]
     base = draw(st.sampled_from([None, "both", "ingress", "egress"]))
-    the_rules = draw(st.lists(rules(l7, tiers), min_size=1, max_size=5))
+    the_rules = draw(st.lists(rules(l7, tiers, icmp), min_size=1, max_size=5))
     bl = None
     if base is not None:
         bl = n.baseline(default_deny=base,  # type: ignore[arg-type]

@@ -70,6 +70,8 @@ CASES: dict[str, tuple[str, str]] = {
                "matches the port range tcp/8000-8100: Cilium 1.15 has no endPort"),
     "NPD214": (SHOP + 'policy = Policy("p", rules=[allow(web >> fqdn_pattern("**.example.com"), tcp(443))])  # <-',
                "matches **.example.com at any depth; Cilium 1.16 reads '**' as '*' (one label)"),
+    "NPD215": (SHOP + 'policy = Policy("p", rules=[allow(web >> api, tcp(8080) | icmp(8))])  # <-',
+               "allow 'shop/app=web -> shop/app=api' matches ICMP (icmp/8); target 'kubernetes' cannot express it"),
 }
 # codes of the cilium target's version option: built with these arguments instead of the default target
 TARGET_ARGS = {code: ["-t", "cilium", "-O", "cilium.version=1.15"] for code in ("NPD212", "NPD213")}
@@ -100,7 +102,7 @@ def test_error_code(code: str, tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_every_code_has_a_case() -> None:
-    tested = {*CASES, "NPD103", "NPD104", "NPD401", "NPD501", "NPD301"}  # test_cli.py, tests/verify, below
+    tested = {*CASES, "NPD103", "NPD104", "NPD401", "NPD501", "NPD301", "NPD302"}  # test_cli.py, tests/verify, below
     assert {c.name for c in Code} == tested
 
 
@@ -121,3 +123,14 @@ def test_warning_npd301_l7_port(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "l7.py:5: warning[NPD301]: allow 'shop/app=web -> shop/app=api' puts HTTP rules on tcp/80" in err
     assert err.count("warning[NPD301]") == 1
 
+
+
+@pytest.mark.parametrize("target", ["kubernetes", "cilium"])
+def test_warning_npd302_log_without_logging(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "logged.py"
+    path.write_text(HEAD + SHOP + 'policy = Policy("p", rules=[allow(web >> api, tcp(80), log=True)])  # <-\n')
+    assert main(["build", str(path), "-t", target, "-o", "-"]) == 0
+    err = capsys.readouterr().err
+    assert (f"logged.py:5: warning[NPD302]: allow 'shop/app=web -> shop/app=api' asks for log=True; target "
+            f"'{target}' builds it without a log") in err
+    assert err.count("warning[NPD302]") == 1

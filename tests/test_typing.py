@@ -16,6 +16,7 @@ EXPECTED_ERRORS = {
     "port_as_zone.py": 'Unsupported operand types for >> ("Namespace" and "int")',
     "default_deny_literal.py": 'Argument "default_deny" to "baseline" has incompatible type',
     "port_type.py": 'Argument 1 to "tcp" has incompatible type "float"',
+    "icmp_type_name.py": 'Argument 1 to "icmp" has incompatible type "str"',
 }
 
 

@@ -31,6 +31,7 @@ class RuleSpec:
     tier: str
     direction: DirectionName
     location: Location = attrs.field(eq=False)
+    log: bool = False  # log matching traffic where the engine can (Calico's Log action)
 
     def describe(self) -> str:
         ports = " ".join(p.describe() for p in self.ports) or "any"
@@ -44,13 +45,14 @@ def _rule(
     http: HttpRule | Sequence[HttpRule],
     tier: str,
     direction: DirectionName,
+    log: bool,
 ) -> RuleSpec:
     if not isinstance(flow, Flow):
         raise fail(Code.NPD018, f"{action.value}() takes a flow 'source >> destination' first, got {flow!r}")
     rules = (http,) if isinstance(http, HttpRule) else tuple(http)
     if rules and (not ports or any(m.protocol != "TCP" for p in ports for m in p.matches)):
         raise fail(Code.NPD020, f"HTTP rules need TCP ports, e.g. {action.value}(a >> b, tcp(8080), http=...)")
-    return RuleSpec(action, flow, ports, rules, values.dns_label(tier, "tier name"), direction, caller_location())
+    return RuleSpec(action, flow, ports, rules, values.dns_label(tier, "tier name"), direction, caller_location(), log)
 
 
 @typechecked
@@ -60,31 +62,34 @@ def allow(
     http: HttpRule | Sequence[HttpRule] = (),
     tier: TierName = "application",
     direction: DirectionName = "both",
+    log: bool = False,
 ) -> RuleSpec:
     """Allow ``flow`` on ``ports`` (none: all traffic).
 
     Between two in-cluster zones both halves are produced: egress at the source and
     ingress at the destination; ``direction="egress"`` or ``"ingress"`` keeps one.
+    ``log=True`` also logs the matching traffic where the target can (Calico's ``Log`` action).
 
     Example: ``allow(frontend >> backend, tcp(8080))``.
     """
-    return _rule(Action.ALLOW, flow, ports, http, tier, direction)
+    return _rule(Action.ALLOW, flow, ports, http, tier, direction, log)
 
 
 @typechecked
 def deny(
-    flow: Flow, *ports: PortSet, tier: TierName = "security", direction: DirectionName = "both"
+    flow: Flow, *ports: PortSet, tier: TierName = "security", direction: DirectionName = "both", log: bool = False
 ) -> RuleSpec:
-    """Deny ``flow`` on ``ports``; a deny in a tier beats every allow of that tier and of later tiers."""
-    return _rule(Action.DENY, flow, ports, (), tier, direction)
+    """Deny ``flow`` on ``ports``; a deny in a tier beats every allow of that tier and of later tiers.
+    ``log=True`` also logs what it denies where the target can (Calico's ``Log`` action)."""
+    return _rule(Action.DENY, flow, ports, (), tier, direction, log)
 
 
 @typechecked
 def pass_(
-    flow: Flow, *ports: PortSet, tier: TierName = "security", direction: DirectionName = "both"
+    flow: Flow, *ports: PortSet, tier: TierName = "security", direction: DirectionName = "both", log: bool = False
 ) -> RuleSpec:
     """Let the next tier decide ``flow``: the allows of this tier do not apply to it."""
-    return _rule(Action.PASS, flow, ports, (), tier, direction)
+    return _rule(Action.PASS, flow, ports, (), tier, direction, log)
 
 
 def _tier_name(name: str) -> str:

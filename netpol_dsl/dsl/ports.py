@@ -1,4 +1,4 @@
-"""Ports and protocols: ``tcp(8080)``, ``udp(53)``, ``tcp(port_range(8000, 8080))``, ``tcp("http")``."""
+"""Ports and protocols: ``tcp(8080)``, ``udp(53)``, ``tcp(port_range(8000, 8080))``, ``tcp("http")``, ``icmp(8)``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typeguard import typechecked
 
 from netpol_dsl import values
 from netpol_dsl.diagnostics import Location, caller_location
-from netpol_dsl.ir.ports import PROTOCOLS, PortMatch, Protocol
+from netpol_dsl.ir.ports import PORT_PROTOCOLS, PortMatch, Protocol
 
 
 @attrs.frozen
@@ -20,7 +20,7 @@ class PortRange:
 
 @attrs.frozen
 class PortSet:
-    """Traffic on some ports of some protocols; the unit flows are written with."""
+    """Traffic on some ports of some protocols (or some ICMP types); the unit flows are written with."""
 
     matches: tuple[PortMatch, ...]
     location: Location = attrs.field(eq=False, factory=caller_location)
@@ -79,4 +79,48 @@ def sctp(*ports: int | str | PortRange) -> PortSet:
 @typechecked
 def any_protocol(*ports: int | str | PortRange) -> PortSet:
     """TCP, UDP and SCTP on the given ports (Cilium's ``ANY``)."""
-    return PortSet(_matches(PROTOCOLS, ports))
+    return PortSet(_matches(PORT_PROTOCOLS, ports))
+
+
+def _types(protocol: Protocol, types: tuple[int, ...]) -> tuple[PortMatch, ...]:
+    if not types:
+        return (PortMatch.every(protocol),)
+    field = f"{protocol} type"
+    return tuple(PortMatch(protocol, t, t) for t in (values.icmp_type(t, field) for t in types))
+
+
+@typechecked
+def icmp(*types: int) -> PortSet:
+    """ICMP (IPv4) messages of the given types; no types: every ICMP type.
+
+    Types only: codes cannot be matched (Cilium matches the type alone). ICMP is not a port protocol:
+    ``any_protocol()`` does not include it, and NetworkPolicy cannot match it (``kubernetes``: NPD215).
+
+    Args:
+        types: ICMP types from 0 to 255 (NPD004), e.g. 8 (echo request), 0 (echo reply),
+            3 (destination unreachable).
+
+    Returns:
+        A PortSet to pass to ``allow``/``deny``/``pass_`` or an expectation, alone or joined with ``|``.
+
+    Example:
+        ``allow(monitoring >> web, icmp(8))`` lets the monitoring pods ping the web pods.
+    """
+    return PortSet(_types("ICMP", types))
+
+
+@typechecked
+def icmpv6(*types: int) -> PortSet:
+    """ICMPv6 messages of the given types; no types: every ICMPv6 type.
+
+    Args:
+        types: ICMPv6 types from 0 to 255 (NPD004), e.g. 128 (echo request), 129 (echo reply),
+            2 (packet too big).
+
+    Returns:
+        A PortSet, as :func:`icmp`.
+
+    Example:
+        ``allow(monitoring >> web, icmp(8), icmpv6(128))`` allows ping over IPv4 and IPv6.
+    """
+    return PortSet(_types("ICMPv6", types))

@@ -23,6 +23,10 @@ This evaluator is the definition every target must implement (docs/concepts.md,
    there, traffic that is not an HTTP request is dropped, whatever other allows say (every
    L7 engine hands the whole port to an HTTP proxy).  HTTP requests are decided as above:
    they pass an HTTP allow whose rules match them, or an allow without HTTP rules.
+
+Ports match by protocol and number.  An ICMP or ICMPv6 connection carries its *type* in ``port``
+(as the engines do) and matches ``icmp(...)``/``icmpv6(...)`` by type; a rule without ports matches
+every protocol, ICMP included.
 """
 
 from __future__ import annotations

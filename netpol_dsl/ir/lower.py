@@ -97,6 +97,7 @@ class _Lowering:
         label: str,
         location: Location,
         group: str = "",
+        log: bool = False,
     ) -> None:
         src = [p for z in sources for p in zone_peers(z)]
         dst = [p for z in destinations for p in zone_peers(z)]
@@ -109,13 +110,15 @@ class _Lowering:
             for s in src:
                 if isinstance(s, Workloads):
                     for d in dst:
-                        self.add(Rule(tier, action, Direction.EGRESS, s, d, ports, http, label, group, (location,)))
+                        self.add(Rule(tier, action, Direction.EGRESS, s, d, ports, http, label, group, (location,),
+                                      log=log))
                         made += 1
         if direction in ("both", "ingress"):
             for d in dst:
                 if isinstance(d, Workloads):
                     for s in src:
-                        self.add(Rule(tier, action, Direction.INGRESS, d, s, ports, http, label, group, (location,)))
+                        self.add(Rule(tier, action, Direction.INGRESS, d, s, ports, http, label, group, (location,),
+                                      log=log))
                         made += 1
         if not made:
             what = {"both": "either side", "egress": "the source", "ingress": "the destination"}[direction]
@@ -129,7 +132,7 @@ class _Lowering:
     def rule(self, spec: RuleSpec) -> None:
         self.flow(spec.action, spec.flow.sources, spec.flow.destinations, _ports(spec.ports),
                   tuple(h.match for h in spec.http), self.tiers[spec.tier], spec.direction,
-                  spec.flow.describe(), spec.location)
+                  spec.flow.describe(), spec.location, log=spec.log)
 
     def fqdn_lookups(self, resolver: ClusterDNS) -> None:
         """An FQDN allow implies the DNS lookups of its names: egress to the cluster DNS on UDP/TCP 53,

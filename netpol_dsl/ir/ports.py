@@ -1,6 +1,10 @@
-"""What traffic a rule matches: protocol, port or range or named port.
+"""What traffic a rule matches: protocol, port or range or named port, or ICMP types.
 
-``None`` in place of a tuple of ports means *all traffic* (every protocol).
+``None`` in place of a tuple of ports means *all traffic* (every protocol, ICMP included).
+
+TCP, UDP and SCTP have ports 1-65535, so port 0 is free to mean "every port" (``first == 0``).
+ICMP and ICMPv6 have types 0-255, and type 0 is echo reply: there ``first..last`` is always a
+range of types, and "every type" is the whole range ``0..255`` (:meth:`PortMatch.every`).
 """
 
 from __future__ import annotations
@@ -11,24 +15,50 @@ import attrs
 
 from netpol_dsl.ir.peers import NotExact
 
-Protocol = Literal["TCP", "UDP", "SCTP"]
-PROTOCOLS: tuple[Protocol, ...] = ("TCP", "UDP", "SCTP")
+Protocol = Literal["TCP", "UDP", "SCTP", "ICMP", "ICMPv6"]
+PORT_PROTOCOLS: tuple[Protocol, ...] = ("TCP", "UDP", "SCTP")  # any_protocol(), Cilium's ANY
+ICMP_PROTOCOLS: tuple[Protocol, ...] = ("ICMP", "ICMPv6")
+ALL_PROTOCOLS: tuple[Protocol, ...] = (*PORT_PROTOCOLS, *ICMP_PROTOCOLS)  # the order of normalized ports
+ICMP_TYPES = (0, 255)
+# the numbers each protocol has: ports, or ICMP types
+SPAN: dict[str, tuple[int, int]] = {**dict.fromkeys(PORT_PROTOCOLS, (1, 65535)),
+                                    **dict.fromkeys(ICMP_PROTOCOLS, ICMP_TYPES)}
 
 
 @attrs.frozen(order=True)
 class PortMatch:
-    """One protocol with all ports (``first == 0``), a range ``first..last``, or a named port."""
+    """One protocol with all ports (``first == 0``), a range ``first..last``, or a named port; for ICMP and
+    ICMPv6 a range of types ``first..last``, all types being ``0..255`` (build it with :meth:`every`:
+    ``PortMatch("ICMP")`` is type 0 alone, echo reply)."""
 
     protocol: Protocol
     first: int = 0
     last: int = 0
     name: str = ""
 
+    @classmethod
+    def every(cls, protocol: Protocol) -> PortMatch:
+        """Every port (every type, for ICMP and ICMPv6) of ``protocol``."""
+        return cls(protocol, *ICMP_TYPES) if protocol in ICMP_PROTOCOLS else cls(protocol)
+
+    @property
+    def is_icmp(self) -> bool:
+        return self.protocol in ICMP_PROTOCOLS
+
     @property
     def all_ports(self) -> bool:
+        """Every port, or every ICMP type, of the protocol."""
+        if self.protocol in ICMP_PROTOCOLS:
+            return (self.first, self.last) == ICMP_TYPES
         return self.first == 0 and not self.name
 
+    @property
+    def span(self) -> tuple[int, int]:
+        """The numbers matched (ports or ICMP types), as an inclusive range; not for named ports."""
+        return SPAN[self.protocol] if self.all_ports else (self.first, self.last)
+
     def matches(self, protocol: str, port: int, named: dict[str, int] | None = None) -> bool:
+        """Whether a connection of ``protocol`` to ``port`` (for ICMP: of that type) matches."""
         if protocol != self.protocol:
             return False
         if self.name:
@@ -47,15 +77,26 @@ class PortMatch:
 Ports = tuple[PortMatch, ...] | None
 
 
+def icmp_matches(ports: Ports) -> tuple[PortMatch, ...]:
+    """The ICMP and ICMPv6 entries of ``ports``."""
+    return tuple(p for p in ports or () if p.is_icmp)
+
+
+def icmp_types(p: PortMatch) -> range:
+    """Every ICMP type an ICMP or ICMPv6 entry matches."""
+    lo, hi = p.span
+    return range(lo, hi + 1)
+
+
 def normalize_ports(ports: Ports) -> Ports:
     """Sort, drop duplicates and ranges covered by another entry, merge adjacent ranges."""
     if ports is None:
         return None
     out: list[PortMatch] = []
-    for proto in PROTOCOLS:
+    for proto in ALL_PROTOCOLS:
         mine = [p for p in ports if p.protocol == proto]
         if any(p.all_ports for p in mine):
-            out.append(PortMatch(proto))
+            out.append(PortMatch.every(proto))
             continue
         names = sorted({p.name for p in mine if p.name})
         ranges = sorted((p.first, p.last) for p in mine if not p.name)
@@ -65,10 +106,10 @@ def normalize_ports(ports: Ports) -> Ports:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
-        out += [PortMatch(proto, 1, 65535) if (lo, hi) == (1, 65535) else PortMatch(proto, lo, hi)
+        out += [PortMatch.every(proto) if (lo, hi) == SPAN[proto] else PortMatch(proto, lo, hi)
                 for lo, hi in merged]
         out += [PortMatch(proto, name=n) for n in names]
-    return tuple(PortMatch(p.protocol) if (p.first, p.last) == (1, 65535) else p for p in out)
+    return tuple(out)
 
 
 def ports_overlap(a: Ports, b: Ports) -> bool:
@@ -114,7 +155,7 @@ def _minus_one(p: PortMatch, y: PortMatch) -> list[PortMatch]:
         if p.name and p.name == y.name:
             return []
         raise NotExact(f"{p.describe()} minus {y.describe()}: a named port's number is only known per pod")
-    lo, hi = (1, 65535) if p.all_ports else (p.first, p.last)
+    lo, hi = p.span
     if y.last < lo or y.first > hi:
         return [p]
     out = []

@@ -69,6 +69,7 @@ class Rule:
     group: str = ""  # "" for user rules; the baseline feature ("dns", "logging", ...) otherwise
     origins: tuple[Location, ...] = attrs.field(default=(), eq=False, order=False)
     dns: tuple[DnsName, ...] = ()  # DNS lookups of these names only (the lookups an FQDN allow needs)
+    log: bool = False  # log matching traffic where the engine can; never changes a verdict
 
     def sort_key(self) -> tuple[object, ...]:
         return (
@@ -82,6 +83,7 @@ class Rule:
             self.ports or (),
             self.http,
             self.dns,
+            self.log,
         )
 
     def describe(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import attrs
 
-from netpol_dsl.diagnostics import Diagnostic
+from netpol_dsl.diagnostics import Code, Diagnostic, Severity
 from netpol_dsl.ir.program import Program
 
 
@@ -34,6 +34,7 @@ class Capability(enum.Enum):
     PORT_RANGES = "port ranges"
     NAMED_PORTS = "named ports"
     SCTP = "SCTP"
+    ICMP = "ICMP and ICMPv6 types"
     DOMAIN_BLOCKLIST = "domain blocklist"
 
 
@@ -147,6 +148,17 @@ class Target:
         changed = [f"{f.name.replace('_', '-')}={_text(getattr(self, f.name))}" for f in attrs.fields(type(self))
                    if "parse" in f.metadata and getattr(self, f.name) != f.default]
         return f"{self.name} ({', '.join(changed)})" if changed else self.name
+
+
+def unlogged(program: Program, target: str, why: str) -> list[Diagnostic]:
+    """NPD302 warnings for the rules with ``log=True`` on a target without per-rule logging (one per flow)."""
+    seen: dict[tuple[str, object], Diagnostic] = {}
+    for r in program.rules:
+        if r.log:
+            seen.setdefault((r.flow, r.location), Diagnostic(
+                Code.NPD302, f"{r.action.value} '{r.flow}' asks for log=True; target '{target}' builds it without a "
+                f"log ({why})", r.location, Severity.WARNING, hint="build for calico, whose Log action logs it"))
+    return list(seen.values())
 
 
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")

@@ -3,7 +3,7 @@
 NetworkPolicy is allow-only, per namespace and unordered, so tiers, denies and
 passes are compiled by exact subtraction (:mod:`netpol_dsl.ir.flatten`).  Every
 intent it cannot express exactly (FQDN, HTTP, entities, cluster-wide
-workloads, service accounts) is an error naming the rule and the alternative.
+workloads, service accounts, ICMP) is an error naming the rule and the alternative.
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ import attrs
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.flatten import flatten
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, namespace_selector
-from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.ports import Ports, icmp_matches
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Selector
 from netpol_dsl.provenance import object_metadata
-from netpol_dsl.targets.base import Capability, CapabilityNote, Manifest, Output, Support, Target, object_name
+from netpol_dsl.targets.base import (
+    Capability,
+    CapabilityNote,
+    Manifest,
+    Output,
+    Support,
+    Target,
+    object_name,
+    unlogged,
+)
 from netpol_dsl.targets.labelselector import label_selector, slug
 from netpol_dsl.targets.networks import outside_cluster
 
@@ -66,6 +75,8 @@ class KubernetesTarget(Target):
         Capability.PORT_RANGES: CapabilityNote(Y, "endPort (Kubernetes 1.25+)"),
         Capability.NAMED_PORTS: CapabilityNote(Y),
         Capability.SCTP: CapabilityNote(Y),
+        Capability.ICMP: CapabilityNote(N, "error NPD215 for allows; rules without ports allow all traffic, ICMP "
+                                           "included"),
         Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "error NPD209"),
     }
 
@@ -136,10 +147,19 @@ class _Compiler:
             self.error(Code.NPD203, what, loc, f"needs the entity '{peer.kind.value}'",
                        "use all_pods() or cidr(...) for what NetworkPolicy can select; entities need Cilium")
             return False
+        icmp = icmp_matches(rule.ports)
+        # only allows are written out: a deny or pass of ICMP is subtracted exactly (nothing of TCP, UDP or
+        # SCTP to remove; from "all traffic" it is NotExact, NPD206/NPD210)
+        if icmp and rule.action is Action.ALLOW:
+            self.error(Code.NPD215, what, loc, f"matches ICMP ({','.join(p.describe() for p in icmp)})",
+                       "NetworkPolicy ports are TCP, UDP and SCTP only: allow all traffic with no ports (wider: your "
+                       "decision), or build for 'cilium' or 'calico', which match ICMP types")
+            return False
         return True
 
     def run(self) -> Output:
         program = self.program
+        self.diags += unlogged(program, "kubernetes", "NetworkPolicy has no logging")
         # report what NetworkPolicy cannot express first, and flatten only the rest
         expressible = tuple(r for r in program.rules if self.check(r))
         flat = flatten(attrs.evolve(program, rules=expressible))

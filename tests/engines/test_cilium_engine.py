@@ -496,6 +496,11 @@ def test_named_ports_resolve_on_the_destination_pod() -> None:
     ([{"family": "IPv4", "type": 8}], "ICMPv6", 8, False),
     ([{"family": "IPv6", "type": "EchoRequest"}], "ICMPv6", 128, True),
     ([{"family": "IPv4", "type": 8}], "TCP", 8, False),
+    # type 0 is Cilium's wildcard port: every type of its family (cilium/cilium#41304)
+    ([{"family": "IPv4", "type": 0}], "ICMP", 0, True),
+    ([{"family": "IPv4", "type": "EchoReply"}], "ICMP", 8, True),
+    ([{"family": "IPv4", "type": 0}], "ICMPv6", 128, False),
+    ([{"family": "IPv6", "type": 0}], "ICMPv6", 129, True),
 ])
 def test_icmp_fields(fields: list[dict[str, Any]], conn_proto: str, type_: int, expected: bool) -> None:
     docs = [cnp(selector=sel(app="web"), egress=[{"toEntities": ["world"], "icmps": [{"fields": fields}]}])]
@@ -864,6 +869,10 @@ def test_kustomization_is_skipped() -> None:
      "endPort requires a numeric port"),
     ({"endpointSelector": {}, "egress": [{"toFQDNs": [{"matchPattern": "bad pattern"}]}]}, "invalid matchPattern"),
     ({"endpointSelector": {}, "egress": [{"icmps": [{"fields": [{"type": "Bogus"}]}]}]}, "unknown IPv4 ICMP type"),
+    ({"endpointSelector": {}, "ingress": [{"icmps": [{"fields": [{"type": 8}]}], "toPorts": ports("80")}]},
+     "ICMPs block may only be present without toPorts"),
+    ({"endpointSelector": {}, "egress": [{"icmps": [{"fields": [{"type": t} for t in range(41)]}]}]},
+     "too many types, the max is 40"),
     ({"endpointSelector": expr("a", "In"), "egress": [{}]}, "non-empty values"),
 ])
 def test_invalid_cilium_specs_are_rejected(spec: dict[str, Any], message: str) -> None:

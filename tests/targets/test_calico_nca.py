@@ -648,7 +648,15 @@ def test_nca_agrees_with_intent_on_examples(path: Path, tmp_path: Path) -> None:
         if compiled is None:
             pytest.skip(f"{path.name} does not compile for calico (by design)")
         program, manifests = compiled
+        if _matches_icmp_types(manifests):
+            pytest.skip(f"{path.name} matches ICMP types, which NCA reads differently (type 0 is every type there); "
+                        "tests/targets/test_icmp.py checks them against our engine")
         _assert_agrees(compare(program, manifests, tmp_path / f"policy-{i}"), f"{program.name} ({path.name})")
+
+
+def _matches_icmp_types(manifests: Sequence[Mapping[str, Any]]) -> bool:
+    return any("icmp" in rule for m in manifests for d in ("ingress", "egress")
+               for rule in (m.get("spec") or {}).get(d, ()))
 
 
 GENERATED = 16  # each costs one or two NCA processes (about 1 s); the file stays under ~40 s

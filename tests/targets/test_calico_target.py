@@ -224,3 +224,27 @@ def test_one_cidr_zone_in_two_flows_is_one_network_set() -> None:
                                           n.allow(API >> partners, n.tcp(8443))]))
     assert [b["metadata"]["name"] for b in bodies.values() if b["kind"] == "GlobalNetworkSet"] == [
         "p-shop-app-api-partners"]
+
+
+def test_log_puts_a_log_rule_with_the_same_match_before_the_rule() -> None:
+    from netpol_dsl.endpoints import Connection, Pod
+    from netpol_dsl.engines import EVALUATORS
+
+    policy = n.Policy("p", rules=[n.deny(WEB >> API, n.tcp(22), log=True, direction="ingress"),
+                                  n.allow(WEB >> API, n.tcp(80), http=[n.http("GET", "/")], log=True,
+                                          direction="ingress")])
+    bodies = _bodies(policy, CalicoTarget(alp=True))
+    deny = next(b for b in bodies.values() if b["metadata"]["name"] == "security.api-deny")
+    source = {"selector": 'projectcalico.org/orchestrator == "k8s" && app == "web"'}
+    assert deny["spec"]["ingress"] == [
+        {"action": "Log", "protocol": "TCP", "source": source, "destination": {"ports": [22]}},
+        {"action": "Deny", "protocol": "TCP", "source": source, "destination": {"ports": [22]}},
+    ]
+    allow = next(b for b in bodies.values() if b["metadata"]["name"] == "application.api")
+    assert [r["action"] for r in allow["spec"]["ingress"]] == ["Log", "Allow"]
+    assert "http" not in allow["spec"]["ingress"][0]  # http matches belong to Allow rules only
+    engine = EVALUATORS["calico"](list(bodies.values()))
+    ns = {"kubernetes.io/metadata.name": "shop"}
+    web, api = Pod("shop", "w", {"app": "web"}, ns), Pod("shop", "a", {"app": "api"}, ns)
+    assert not engine.evaluate(Connection(web, api, "TCP", 22)).allowed  # Log goes on to the Deny
+    assert engine.evaluate(Connection(web, api, "TCP", 80)).allowed

@@ -40,8 +40,10 @@ L4
     ``toPorts[].ports[]``: ``port`` (number, ``0``/absent = every port, or a named port resolved on
     the destination pod's containers), ``endPort``, ``protocol`` TCP/UDP/SCTP/ANY (default; ANY =
     TCP, UDP and SCTP).  An entry without ports covers every TCP/UDP/SCTP port.  ICMP:
-    ``icmps[].fields[]{family, type}``; the connection's ``protocol`` is ``ICMP`` or ``ICMPv6`` and
-    its ``port`` carries the ICMP **type** (our convention).  A rule with L4 allows only that L4.
+    ``icmps[].fields[]{family, type}`` (at most 40 fields per entry; not in a rule with ``toPorts``,
+    which Cilium rejects); the connection's ``protocol`` is ``ICMP`` or ``ICMPv6`` and its ``port``
+    carries the ICMP **type** (our convention).  A field of type 0 matches every type of its family,
+    as in Cilium (port 0 is its wildcard; cilium/cilium#41304).  A rule with L4 allows only that L4.
 L7
     When an allowing rule's matching ``toPorts`` entry has ``rules.http``, the port is proxied: the
     request must fully match (``method``/``path``/``host`` extended regexes; ``headers`` ``"Name"``

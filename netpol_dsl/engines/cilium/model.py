@@ -66,16 +66,21 @@ class PortProtocol(PortSpec):
 
 @attrs.frozen
 class IcmpField:
-    """``icmps[].fields[]``: the Connection's ``port`` carries the ICMP type."""
+    """``icmps[].fields[]``: the Connection's ``port`` carries the ICMP type.
+
+    Cilium turns each field into a port rule whose port is the type, and port 0 is its wildcard: a
+    field of type 0 matches every type of its family (cilium/cilium#41304, open; the datapath keys
+    ICMP by ``type << 8``, so type 0 is also the wildcard there)."""
 
     family: str  # IPv4 | IPv6
     type: int
 
     def matches(self, protocol: str, port: int) -> bool:
-        return protocol in ICMP_PROTOCOLS[self.family] and port == self.type
+        return protocol in ICMP_PROTOCOLS[self.family] and (self.type == 0 or port == self.type)
 
     def describe(self) -> str:
-        return f"{'ICMP' if self.family == 'IPv4' else 'ICMPv6'} type {self.type}"
+        kind = f"type {self.type}" if self.type else "type 0 (every type: cilium/cilium#41304)"
+        return f"{'ICMP' if self.family == 'IPv4' else 'ICMPv6'} {kind}"
 
 
 @attrs.frozen
@@ -139,6 +144,21 @@ def entity_matches(entity: str, subject: Pod, peer: Endpoint) -> bool:
     return False  # init, health, unmanaged, ingress, none: no such endpoints here
 
 
+_ICMP_FAMILY = {name: family for family, names in ICMP_PROTOCOLS.items() for name in names}
+
+
+@attrs.frozen
+class _IcmpIndex:
+    """The (family, type) pairs of some ``icmps`` fields, and the families with a type-0 field (every type)."""
+
+    types: frozenset[tuple[str, int]]
+    every: frozenset[str]
+
+    def matches(self, protocol: str, port: int) -> bool:
+        family = _ICMP_FAMILY[protocol]
+        return family in self.every or (family, port) in self.types
+
+
 @attrs.frozen
 class Rule:
     """One rule of an ``ingress``/``egress``/``ingressDeny``/``egressDeny`` section.
@@ -157,6 +177,12 @@ class Rule:
     any_peer: bool = False
     to_ports: tuple[PortRule, ...] = ()
     icmps: tuple[IcmpField, ...] = ()
+    _icmp_index: _IcmpIndex = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        index = _IcmpIndex(frozenset((f.family, f.type) for f in self.icmps),
+                           frozenset(f.family for f in self.icmps if f.type == 0))
+        object.__setattr__(self, "_icmp_index", index)
 
     @property
     def has_l3(self) -> bool:
@@ -175,7 +201,8 @@ class Rule:
             return (None,)
         protocol = conn.protocol.upper()
         found: list[PortRule | None] = [p for p in self.to_ports if p.matches(conn)]
-        if any(f.matches(protocol, conn.port) for f in self.icmps):
+        # every ICMP type may be listed (256 fields): look the connection up instead of trying each
+        if self.icmps and protocol in _ICMP_FAMILY and self._icmp_index.matches(protocol, conn.port):
             found.append(None)
         return tuple(found) or None
 

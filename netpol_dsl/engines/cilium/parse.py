@@ -61,6 +61,7 @@ CIDR_GROUP = "CiliumCIDRGroup"
 CIDR_GROUP_API_VERSIONS = frozenset({"cilium.io/v2", "cilium.io/v2alpha1"})
 K8S_API_VERSION = "networking.k8s.io/v1"
 K8S_KIND = "NetworkPolicy"
+MAX_ICMP_FIELDS = 40  # per icmps entry (CRD maxItems; cilium:pkg/policy/api/rule_validation.go)
 
 _SPEC_FIELDS = frozenset({
     "description", "endpointSelector", "nodeSelector", "ingress", "ingressDeny", "egress", "egressDeny",
@@ -186,7 +187,10 @@ def _parse_icmps(value: Sequence[Any], where: str) -> tuple[IcmpField, ...]:
         here = f"{where}[{i}]"
         raw = as_mapping(item, here)
         _check_fields(raw, frozenset({"fields"}), here)
-        for j, field in enumerate(as_list(raw.get("fields"), f"{here}.fields")):
+        fields = as_list(raw.get("fields"), f"{here}.fields")
+        if len(fields) > MAX_ICMP_FIELDS:
+            raise ValueError(f"{here}.fields: too many types, the max is {MAX_ICMP_FIELDS}")
+        for j, field in enumerate(fields):
             at = f"{here}.fields[{j}]"
             fraw = as_mapping(field, at)
             _check_fields(fraw, frozenset({"family", "type"}), at)
@@ -265,6 +269,8 @@ def _parse_rule(value: Any, where: str, direction: Direction, deny: bool, namesp
     to_ports = tuple(_parse_port_rule(p, f"{where}.toPorts[{i}]", direction, deny)
                      for i, p in enumerate(as_list(raw.get("toPorts"), f"{where}.toPorts")))
     icmps = _parse_icmps(as_list(raw.get("icmps"), f"{where}.icmps"), f"{where}.icmps")
+    if icmps and to_ports:  # cilium:pkg/policy/api/rule_validation.go (errUnsupportedICMPWithToPorts)
+        raise ValueError(f"{where}: the ICMPs block may only be present without toPorts (define a separate rule)")
     return Rule(where, endpoints, entities, cidrs, fqdns, False, to_ports, icmps)
 
 

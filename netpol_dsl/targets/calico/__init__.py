@@ -13,7 +13,9 @@ Calico has what the reference semantics needs, so the IR maps onto it without su
   with a ``namespaceSelector``; pod peers are limited to pods (``projectcalico.org/orchestrator ==
   "k8s"``), so a NetworkSet with the same labels never matches by accident;
 * CIDR peers become ``nets``/``notNets`` with the cluster's own CIDRs carved out (``nets`` match pod
-  addresses too); the baseline blocklist becomes one ``GlobalNetworkSet`` selected with ``global()``.
+  addresses too); the baseline blocklist becomes one ``GlobalNetworkSet`` selected with ``global()``;
+* ICMP types become rules with ``protocol: ICMP``/``ICMPv6`` and ``icmp: {type}``, one per type (every
+  type: no ``icmp``), never with ports; Calico takes types 0-254, so type 255 is NPD215.
 
 Options choose the Calico version (3.29-3.32), policy names with the ``<tier>.`` prefix that 3.29-3.31
 require, staged (audit-only) kinds, and HTTP rules for clusters with Istio application layer policy.
@@ -32,7 +34,7 @@ import attrs
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, peer_key
-from netpol_dsl.ir.ports import Ports
+from netpol_dsl.ir.ports import ICMP_TYPES, Ports, icmp_matches, icmp_types
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import MANAGED_BY, object_metadata
@@ -70,6 +72,7 @@ RESERVED_TIERS = frozenset({DEFAULT_TIER, "kube-admin", "kube-baseline", "adminn
 ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
 SET_LABEL = "netpol-dsl.dev/network-set"
 MAX_PORTS = 50  # per rule (validator)
+MAX_ICMP_TYPE = 254  # icmp.type maximum (CRD; validator.go)
 INLINE_NETS = 2  # a flow with more CIDRs than this selects a GlobalNetworkSet
 _GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring",
                 "fqdn-dns": "fqdn-dns", "blocklist": "blocklist", "metadata": "block-metadata"}
@@ -109,6 +112,8 @@ class CalicoTarget(Target):
         Capability.PORT_RANGES: CapabilityNote(Y, '"min:max"'),
         Capability.NAMED_PORTS: CapabilityNote(Y),
         Capability.SCTP: CapabilityNote(Y),
+        Capability.ICMP: CapabilityNote(P, "protocol ICMP/ICMPv6 with icmp.type, one rule per type; type 255: "
+                                           "NPD215 (Calico takes 0-254)"),
         Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "error NPD209"),
     }
 
@@ -163,6 +168,14 @@ class _Compiler:
             self.error(Code.NPD203, rule, f"needs the entity '{peer.kind.value}'",
                        "Calico Open Source has no selector for nodes or the API server: use cidr(...) with your "
                        "node or API server addresses, or target cilium")
+            return False
+        beyond = [p for p in icmp_matches(rule.ports) if not p.all_ports and p.last > MAX_ICMP_TYPE]
+        if beyond:
+            p = beyond[0]
+            every = "icmp()" if p.protocol == "ICMP" else "icmpv6()"
+            self.error(Code.NPD215, rule, f"matches {p.protocol} type {ICMP_TYPES[1]} ({p.describe()})",
+                       f"Calico matches ICMP types 0-{MAX_ICMP_TYPE} only (icmp.type): leave type {ICMP_TYPES[1]} "
+                       f"out (it is reserved), or match every type with {every}")
             return False
         if rule.http and not self.options.alp:
             self.error(Code.NPD202, rule, "needs HTTP (L7) matching",
@@ -272,11 +285,13 @@ class _Compiler:
         out = []
         # ALP ANDs a rule's methods and paths: one Calico rule per request shape, never their cross product
         requests: list[HttpMatch | None] = list(r.http) if r.http and r.direction is Direction.INGRESS else [None]
-        for peer, (protocol, ports), request in itertools.product(self.peer(r, namespace), _by_protocol(r.ports),
-                                                                  requests):
+        for peer, (protocol, ports, icmp), request in itertools.product(self.peer(r, namespace),
+                                                                        _by_protocol(r.ports), requests):
             rule: dict[str, Any] = {"action": action}
             if protocol:
                 rule["protocol"] = protocol
+            if icmp is not None:
+                rule["icmp"] = {"type": icmp}
             here: dict[str, Any] = {}
             if ports:
                 here["ports"] = ports
@@ -291,6 +306,10 @@ class _Compiler:
                     rule["destination"] = merged
             if request is not None:
                 rule["http"] = _http(request)
+            if r.log:  # Log goes on to the next rule; http is for Allow rules only, so it logs the L4 match
+                log = {"action": "Log", **{k: v for k, v in rule.items() if k not in ("action", "http")}}
+                if log not in out:
+                    out.append(log)
             out.append(rule)
         return out
 
@@ -424,25 +443,30 @@ def _nets(net: Network) -> dict[str, Any]:
     return entity
 
 
-def _by_protocol(ports: Ports) -> list[tuple[str, list[int | str]]]:
-    """(protocol, ports) per Calico rule: one protocol per rule, at most MAX_PORTS ports; ("", []) for any."""
+def _by_protocol(ports: Ports) -> list[tuple[str, list[int | str], int | None]]:
+    """(protocol, ports, ICMP type) per Calico rule: one protocol per rule, at most MAX_PORTS ports, one ICMP
+    type (None: every type); ("", [], None) for any."""
     if ports is None:
-        return [("", [])]
+        return [("", [], None)]
     by: dict[str, list[int | str]] = defaultdict(list)
     whole: set[str] = set()
     for p in ports:
+        if p.is_icmp:
+            continue
         if p.name:
             by[p.protocol].append(p.name)
         elif p.all_ports:
             whole.add(p.protocol)
         else:
             by[p.protocol].append(p.first if p.first == p.last else f"{p.first}:{p.last}")
-    out: list[tuple[str, list[int | str]]] = [(proto, []) for proto in sorted(whole)]
+    out: list[tuple[str, list[int | str], int | None]] = [(proto, [], None) for proto in sorted(whole)]
     for proto in sorted(by):
         if proto in whole:
             continue
         items = by[proto]
-        out += [(proto, items[i:i + MAX_PORTS]) for i in range(0, len(items), MAX_PORTS)]
+        out += [(proto, items[i:i + MAX_PORTS], None) for i in range(0, len(items), MAX_PORTS)]
+    for p in icmp_matches(ports):
+        out += [(p.protocol, [], None)] if p.all_ports else [(p.protocol, [], t) for t in icmp_types(p)]
     return out
 
 

@@ -17,6 +17,11 @@ list of ours for a superset), else NPD212.  Before 1.16 there is no ``endPort`` 
 else NPD213) and "all ports" of a protocol becomes ``port: "0"`` (refused with L7 rules: NPD213).
 FQDN patterns with a leading ``**.`` match any depth only from 1.19 (before: NPD214).  From 1.18
 the baseline blocklist is one ``CiliumCIDRGroup`` (cilium.io/v2 since 1.18) referred to by ``cidrGroupRef``.
+
+ICMP and ICMPv6 types become ``icmps`` fields, in a rule of their own (Cilium refuses ``icmps`` with
+``toPorts``).  Cilium keeps an ICMP type where other protocols keep the port, and port 0 is its
+wildcard: ``type: 0`` matches every type of its family (cilium/cilium#41304, open).  So type 0 is
+written only as part of every type (all 256 listed), and a rule with type 0 but not every type is NPD215.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import attrs
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.flatten import layer
 from netpol_dsl.ir.peers import DnsName, Network, Workloads
-from netpol_dsl.ir.ports import describe_ports
+from netpol_dsl.ir.ports import describe_ports, icmp_matches
 from netpol_dsl.ir.program import Action, Direction, Isolation, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import object_metadata
@@ -44,6 +49,7 @@ from netpol_dsl.targets.base import (
     object_name,
     option,
     parse_choice,
+    unlogged,
 )
 from netpol_dsl.targets.cilium.render import (
     MAX_PORTS,
@@ -104,6 +110,8 @@ class CiliumTarget(Target):
                                                   f"above {MAX_PORTS})"),
         Capability.NAMED_PORTS: CapabilityNote(Y),
         Capability.SCTP: CapabilityNote(Y),
+        Capability.ICMP: CapabilityNote(P, "icmps fields, one per type (every type: 256 fields); type 0 only with "
+                                           "every type of its family, Cilium reads it as all types: NPD215"),
         Capability.DOMAIN_BLOCKLIST: CapabilityNote(N, "deny rules have no toFQDNs: error NPD209"),
     }
 
@@ -168,11 +176,13 @@ class _Compiler:
         return _Key(True, "", subject, group, deny_only)
 
     def run(self) -> Output:
+        self.diags += unlogged(self.program, "cilium", "Cilium has no per-rule log; Hubble shows the flows")
         program = attrs.evolve(self.program, rules=tuple(r for r in self.program.rules if self.check(r)))
         layered = layer(program)
         self.diags += layered.diagnostics
         for r in (*layered.allows, *layered.denies):
             self.check_ports(r)
+            self.check_icmp(r)
         for r in layered.allows:
             if r.http:
                 self.diags.append(Diagnostic(
@@ -260,6 +270,23 @@ class _Compiler:
             f"{r.action.value} '{r.flow}' matches {what}: {limit}, and as single ports it is "
             f"{size} ports, more than the {MAX_PORTS} one toPorts entry holds; target 'cilium' for Cilium {version} "
             "cannot express it", r.location, hint=hint))
+
+    def check_icmp(self, r: Rule) -> None:
+        """ICMP type 0 without every other type of its family: Cilium's ``type: 0`` matches them all."""
+        for p in icmp_matches(r.ports):
+            if p.all_ports or p.first != 0:
+                continue
+            every = "icmp()" if p.protocol == "ICMP" else "icmpv6()"
+            types = ",".join(q.describe() for q in icmp_matches(r.ports) if q.protocol == p.protocol)
+            why = ("the echo reply to an allowed echo request passes as its reply" if p.protocol == "ICMP"
+                   else "ICMPv6 type 0 is reserved")
+            self.diags.append(Diagnostic(  # once per flow: the message names no direction
+                Code.NPD215,
+                f"{r.action.value} '{r.flow}' matches {p.protocol} type 0 but not every {p.protocol} type "
+                f"({types}): Cilium reads 'type: 0' as every type of the family (cilium/cilium#41304), so "
+                f"the output would {r.action.value} more than the intent; target 'cilium' cannot express it",
+                r.location,
+                hint=f"leave type 0 out ({why}), or match every type with {every}"))
 
     def check_denies_isolate_nothing(self, isolations: tuple[Isolation, ...]) -> None:
         """Without enableDefaultDeny a deny section puts its subjects into default deny for its direction:

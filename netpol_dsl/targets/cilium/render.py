@@ -1,4 +1,4 @@
-"""Cilium rule sections: identity selectors, peers, ports, and L7 (HTTP, DNS) rules."""
+"""Cilium rule sections: identity selectors, peers, ports, ICMP types, and L7 (HTTP, DNS) rules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, EntityKind, Network, Peer, Workloads
-from netpol_dsl.ir.ports import PortMatch, Ports
+from netpol_dsl.ir.ports import PortMatch, Ports, icmp_matches, icmp_types
 from netpol_dsl.ir.program import Direction, HttpMatch, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Constraint, Selector, Shape
 from netpol_dsl.targets.labelselector import label_selector
@@ -18,6 +18,8 @@ NAMESPACE_KEY = "k8s:io.kubernetes.pod.namespace"
 NAMESPACE_LABEL_PREFIX = "io.cilium.k8s.namespace.labels."
 SERVICE_ACCOUNT_LABEL = "io.cilium.k8s.policy.serviceaccount"  # identity label Cilium derives from the pod
 MAX_PORTS = 40  # per toPorts entry (CRD maxItems)
+MAX_ICMP_FIELDS = 40  # per icmps entry (CRD maxItems; cilium:pkg/policy/api/rule_validation.go maxICMPFields)
+ICMP_FAMILIES = {"ICMP": "IPv4", "ICMPv6": "IPv6"}
 
 
 def needs_clusterwide(w: Workloads) -> bool:
@@ -84,7 +86,7 @@ def port_problem(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, 
     if ports is None or _ranges_allowed(http, dns, features):
         return None
     for p in ports:
-        if p.name or (not p.all_ports and p.first == p.last):
+        if p.is_icmp or p.name or (not p.all_ports and p.first == p.last):
             continue
         if p.all_ports and not (http or dns):
             continue  # port "0"
@@ -113,11 +115,14 @@ def _port_items(p: PortMatch, ranges: bool, l7: bool) -> list[dict[str, Any]]:
 def ports_entries(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName, ...],
                   features: Features = Features()) -> list[dict[str, Any]]:
     """``toPorts`` entries: ports (≤40 per entry), with the L7 rules attached to each entry.  Ranges use
-    ``endPort`` where the version has it (for L7 ports: 1.17+), else become single ports."""
+    ``endPort`` where the version has it (for L7 ports: 1.17+), else become single ports.  ICMP types are
+    left out: they go into :func:`icmp_entries`."""
     if ports is None:
         return []
     ranges = _ranges_allowed(http, dns, features)
-    items = [item for p in ports for item in _port_items(p, ranges, bool(http or dns))]
+    items = [item for p in ports if not p.is_icmp for item in _port_items(p, ranges, bool(http or dns))]
+    if not items:
+        return []
     rules: dict[str, Any] = {}
     if http:
         rules["http"] = [_http(h) for h in http]
@@ -130,6 +135,14 @@ def ports_entries(ports: Ports, http: tuple[HttpMatch, ...], dns: tuple[DnsName,
             entry["rules"] = rules
         out.append(entry)
     return out
+
+
+def icmp_entries(ports: Ports) -> list[dict[str, Any]]:
+    """``icmps`` entries: one field ``{family, type}`` per ICMP type, at most :data:`MAX_ICMP_FIELDS` per
+    entry.  Cilium has no "every type": every type is 256 fields (its ``type: 0`` would match every type
+    of the family, cilium/cilium#41304, but only by accident; the target refuses type 0 alone, NPD215)."""
+    fields = [{"family": ICMP_FAMILIES[p.protocol], "type": t} for p in icmp_matches(ports) for t in icmp_types(p)]
+    return [{"fields": fields[i:i + MAX_ICMP_FIELDS]} for i in range(0, len(fields), MAX_ICMP_FIELDS)]
 
 
 def _http(h: HttpMatch) -> dict[str, Any]:
@@ -216,10 +229,16 @@ def section(rules: list[Rule], direction: Direction, deny: bool = False,
     out = []
     for traffic in sorted(groups, key=repr):
         _, ports, http, dns = traffic
+        to_ports = ports_entries(None if traffic[0] else ports, http, dns, features)
+        # Cilium refuses icmps and toPorts in one rule ("The ICMPs block may only be present without
+        # ToPorts", cilium:pkg/policy/api/rule_validation.go): ICMP types get a rule of their own
+        icmps = icmp_entries(None if traffic[0] else ports)
         for field in sorted(groups[traffic]):
-            entry: dict[str, Any] = {field: groups[traffic][field]}
-            to_ports = ports_entries(None if traffic[0] else ports, http, dns, features)
-            if to_ports:
-                entry["toPorts"] = to_ports
-            out.append(entry)
+            if to_ports or not icmps:
+                entry: dict[str, Any] = {field: groups[traffic][field]}
+                if to_ports:
+                    entry["toPorts"] = to_ports
+                out.append(entry)
+            if icmps:
+                out.append({field: groups[traffic][field], "icmps": icmps})
     return out

@@ -1,0 +1,3 @@
+import netpol_dsl as n
+
+n.icmp("echo-request")  # E: ICMP types are numbers
