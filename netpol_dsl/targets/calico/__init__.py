@@ -34,7 +34,7 @@ import attrs
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, peer_key
-from netpol_dsl.ir.ports import ICMP_TYPES, Ports, icmp_matches, icmp_types
+from netpol_dsl.ir.ports import ICMP_TYPES, icmp_matches
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import MANAGED_BY, object_metadata
@@ -51,6 +51,7 @@ from netpol_dsl.targets.base import (
     parse_choice,
     short_hash,
 )
+from netpol_dsl.targets.calico.rules import by_protocol, cidr_entity, http_match, path_match
 from netpol_dsl.targets.calico.selectors import (
     GLOBAL,
     ORCHESTRATOR,
@@ -71,7 +72,6 @@ RESERVED_TIERS = frozenset({DEFAULT_TIER, "kube-admin", "kube-baseline", "adminn
                             "baselineadminnetworkpolicy"})
 ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
 SET_LABEL = "netpol-dsl.dev/network-set"
-MAX_PORTS = 50  # per rule (validator)
 MAX_ICMP_TYPE = 254  # icmp.type maximum (CRD; validator.go)
 INLINE_NETS = 2  # a flow with more CIDRs than this selects a GlobalNetworkSet
 _GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring",
@@ -183,10 +183,10 @@ class _Compiler:
                        "the whole port; if ALP is installed, build with --option calico.alp=true")
             return False
         if rule.http:
-            return self.check_http(rule)
+            return self.checkhttp_match(rule)
         return True
 
-    def check_http(self, rule: Rule) -> bool:
+    def checkhttp_match(self, rule: Rule) -> bool:
         if rule.direction is Direction.EGRESS and not any(
                 o.direction is Direction.INGRESS and o.flow == rule.flow and o.http == rule.http
                 and o.action is Action.ALLOW for o in self.program.rules):
@@ -200,7 +200,7 @@ class _Compiler:
                 problem = "matches the Host header or other headers"
             elif h.method is not None and not re.fullmatch(r"[A-Z]+", h.method):
                 problem = f"matches methods by the pattern {h.method!r}"
-            elif h.path is not None and _path(h.path) is None:
+            elif h.path is not None and path_match(h.path) is None:
                 problem = f"matches paths by the pattern {h.path!r}, neither an exact path nor a prefix"
             if problem:
                 self.error(Code.NPD202, rule, f"{problem} with application layer policy",
@@ -286,7 +286,7 @@ class _Compiler:
         # ALP ANDs a rule's methods and paths: one Calico rule per request shape, never their cross product
         requests: list[HttpMatch | None] = list(r.http) if r.http and r.direction is Direction.INGRESS else [None]
         for peer, (protocol, ports, icmp), request in itertools.product(self.peer(r, namespace),
-                                                                        _by_protocol(r.ports), requests):
+                                                                        by_protocol(r.ports), requests):
             rule: dict[str, Any] = {"action": action}
             if protocol:
                 rule["protocol"] = protocol
@@ -305,7 +305,7 @@ class _Compiler:
                 if merged:
                     rule["destination"] = merged
             if request is not None:
-                rule["http"] = _http(request)
+                rule["http"] = http_match(request)
             if r.log:  # Log goes on to the next rule; http is for Allow rules only, so it logs the L4 match
                 log = {"action": "Log", **{k: v for k, v in rule.items() if k not in ("action", "http")}}
                 if log not in out:
@@ -330,7 +330,7 @@ class _Compiler:
                 nets.update(str(n) for p in pieces for n in expand(p))
                 origins.update(r.origins)
                 return [{"selector": f"{SET_LABEL} == {quote(name)}", "namespaceSelector": GLOBAL}]
-            return [_nets(p) for p in pieces]
+            return [cidr_entity(p) for p in pieces]
         raise AssertionError(f"unchecked peer {peer!r}")
 
     def workloads(self, w: Workloads, namespace: str, r: Rule) -> dict[str, Any]:
@@ -434,63 +434,6 @@ def _global_slug(w: Workloads) -> str:
 
 def _net_order(text: str) -> tuple[int, str]:
     return (6 if ":" in text else 4, text)
-
-
-def _nets(net: Network) -> dict[str, Any]:
-    entity: dict[str, Any] = {"nets": [str(net.cidr)]}
-    if net.excepts:
-        entity["notNets"] = [str(e) for e in net.excepts]
-    return entity
-
-
-def _by_protocol(ports: Ports) -> list[tuple[str, list[int | str], int | None]]:
-    """(protocol, ports, ICMP type) per Calico rule: one protocol per rule, at most MAX_PORTS ports, one ICMP
-    type (None: every type); ("", [], None) for any."""
-    if ports is None:
-        return [("", [], None)]
-    by: dict[str, list[int | str]] = defaultdict(list)
-    whole: set[str] = set()
-    for p in ports:
-        if p.is_icmp:
-            continue
-        if p.name:
-            by[p.protocol].append(p.name)
-        elif p.all_ports:
-            whole.add(p.protocol)
-        else:
-            by[p.protocol].append(p.first if p.first == p.last else f"{p.first}:{p.last}")
-    out: list[tuple[str, list[int | str], int | None]] = [(proto, [], None) for proto in sorted(whole)]
-    for proto in sorted(by):
-        if proto in whole:
-            continue
-        items = by[proto]
-        out += [(proto, items[i:i + MAX_PORTS], None) for i in range(0, len(items), MAX_PORTS)]
-    for p in icmp_matches(ports):
-        out += [(p.protocol, [], None)] if p.all_ports else [(p.protocol, [], t) for t in icmp_types(p)]
-    return out
-
-
-def _path(pattern: str) -> dict[str, str] | None:
-    """An HTTP path regex as Calico's ``exact`` or ``prefix`` match, if it is one."""
-    literal = re.sub(r"\\(.)", r"\1", pattern)
-    if re.escape(literal) == pattern or not re.search(r"[\\^$.|?*+()\[\]{}]", pattern):
-        return {"exact": literal}
-    if pattern.endswith(".*"):
-        head = pattern[:-2]
-        literal = re.sub(r"\\(.)", r"\1", head)
-        if re.escape(literal) == head or not re.search(r"[\\^$.|?*+()\[\]{}]", head):
-            return {"prefix": literal}
-    return None
-
-
-def _http(match: HttpMatch) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if match.method is not None:
-        out["methods"] = [match.method]
-    path = _path(match.path) if match.path is not None else None
-    if path is not None:
-        out["paths"] = [path]
-    return out
 
 
 __all__ = ["CalicoTarget"]
