@@ -180,6 +180,7 @@ class Baseline:
         blocked_cidrs: CIDRs denied both ways in the security tier.
         blocked_domains: DNS names denied in the security tier (targets that can express it).
         block_metadata: deny egress to the cloud metadata address 169.254.169.254.
+        log_blocked: log what the blocklists and the metadata block deny (``log=True`` on those denies).
     """
 
     default_deny: Literal["both", "ingress", "egress"] | None = "both"
@@ -190,6 +191,7 @@ class Baseline:
     blocked_domains: tuple[str, ...] = ()
     block_metadata: bool = False
     location: Location = attrs.field(eq=False, factory=caller_location)
+    log_blocked: bool = False
 
 
 @typechecked
@@ -202,6 +204,7 @@ def baseline(
     blocked_cidrs: Sequence[str] = (),
     blocked_domains: Sequence[str] = (),
     block_metadata: bool = False,
+    log_blocked: bool = False,
 ) -> Baseline:
     """Declare the baseline layer for the policy's owned namespaces (see :class:`Baseline`)."""
     for c in blocked_cidrs:
@@ -209,7 +212,7 @@ def baseline(
     for d in blocked_domains:
         values.dns_name(d)
     return Baseline(default_deny, dns, tuple(log_collectors), tuple(metrics_scrapers),
-                    tuple(blocked_cidrs), tuple(blocked_domains), block_metadata)
+                    tuple(blocked_cidrs), tuple(blocked_domains), block_metadata, log_blocked=log_blocked)
 
 
 @attrs.frozen

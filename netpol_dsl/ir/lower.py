@@ -172,17 +172,17 @@ class _Lowering:
         for text in b.blocked_cidrs:
             z = Cidr(network=values.network(text, "blocked CIDR"), location=b.location)
             self.flow(Action.DENY, owned, (z,), None, (), security, "egress", f"baseline: block {text}",
-                      b.location, "blocklist")
+                      b.location, "blocklist", log=b.log_blocked)
             self.flow(Action.DENY, (z,), owned, None, (), security, "ingress", f"baseline: block {text}",
-                      b.location, "blocklist")
+                      b.location, "blocklist", log=b.log_blocked)
         for name in b.blocked_domains:
             domain = Fqdn(pattern=values.dns_name(name), location=b.location)
             self.flow(Action.DENY, owned, (domain,), None, (), security, "egress", f"baseline: block {name}",
-                      b.location, "blocklist")
+                      b.location, "blocklist", log=b.log_blocked)
         if b.block_metadata:
             z = Cidr(network=values.network(METADATA_CIDR), location=b.location)
             self.flow(Action.DENY, owned, (z,), None, (), security, "egress", "baseline: block cloud metadata",
-                      b.location, "metadata")
+                      b.location, "metadata", log=b.log_blocked)
         isolations = []
         if b.default_deny is not None:
             dirs = {"both": (Direction.INGRESS, Direction.EGRESS), "ingress": (Direction.INGRESS,),

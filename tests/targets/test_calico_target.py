@@ -248,3 +248,15 @@ def test_log_puts_a_log_rule_with_the_same_match_before_the_rule() -> None:
     web, api = Pod("shop", "w", {"app": "web"}, ns), Pod("shop", "a", {"app": "api"}, ns)
     assert not engine.evaluate(Connection(web, api, "TCP", 22)).allowed  # Log goes on to the Deny
     assert engine.evaluate(Connection(web, api, "TCP", 80)).allowed
+
+
+def test_log_blocked_logs_what_the_blocklist_denies() -> None:
+    policy = n.Policy("p", owns=[SHOP], baseline=n.baseline(default_deny="both", dns=None, log_blocked=True,
+                                                            blocked_cidrs=["203.0.113.0/24", "198.51.100.0/24"],
+                                                            block_metadata=True))
+    bodies = _bodies(policy)
+    block = next(b for b in bodies.values() if b["metadata"]["name"] == "security.blocklist")
+    assert [r["action"] for r in block["spec"]["egress"]] == ["Log", "Deny"]
+    assert block["spec"]["egress"][0]["destination"] == block["spec"]["egress"][1]["destination"]
+    metadata = next(b for b in bodies.values() if b["metadata"]["name"] == "security.block-metadata")
+    assert [r["action"] for r in metadata["spec"]["egress"]] == ["Log", "Deny"]
