@@ -260,3 +260,40 @@ def test_log_blocked_logs_what_the_blocklist_denies() -> None:
     assert block["spec"]["egress"][0]["destination"] == block["spec"]["egress"][1]["destination"]
     metadata = next(b for b in bodies.values() if b["metadata"]["name"] == "security.block-metadata")
     assert [r["action"] for r in metadata["spec"]["egress"]] == ["Log", "Deny"]
+
+
+def test_flows_whose_labels_read_alike_never_share_a_network_set() -> None:
+    """Found in review: 'a-b -> c' and 'a -> b-c' gave both sets one name, so each flow allowed the other's CIDRs."""
+    a, ab = SHOP.pods(app="a").named("a"), SHOP.pods(app="ab").named("a-b")
+    c = (n.cidr("198.51.100.1/32") | n.cidr("198.51.100.2/32") | n.cidr("198.51.100.3/32")).named("c")
+    bc = (n.cidr("203.0.113.1/32") | n.cidr("203.0.113.2/32") | n.cidr("203.0.113.3/32")).named("b-c")
+    bodies = _bodies(n.Policy("t", rules=[n.allow(ab >> c, n.tcp(443), direction="egress"),
+                                          n.allow(a >> bc, n.tcp(22), direction="egress")]))
+    sets = {b["metadata"]["name"]: b["spec"]["nets"] for b in bodies.values() if b["kind"] == "GlobalNetworkSet"}
+    assert sorted(sets.values()) == [["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"],
+                                     ["203.0.113.1/32", "203.0.113.2/32", "203.0.113.3/32"]]
+
+
+def test_a_cidr_with_more_exceptions_than_notnets_holds_becomes_a_network_set(validator: Path,
+                                                                                tmp_path: Path) -> None:
+    excepts = [f"198.51.{i // 256}.{i % 256}/32" for i in range(0, 600, 2)]
+    policy = n.Policy("p", rules=[n.allow(WEB >> n.cidr("198.51.0.0/16", except_=excepts), n.tcp(443),
+                                          direction="egress")])
+    bodies = _bodies(policy)
+    [gns] = [b for b in bodies.values() if b["kind"] == "GlobalNetworkSet"]
+    assert "198.51.0.0/32" not in gns["spec"]["nets"] and "198.51.0.1/32" in gns["spec"]["nets"]
+    out = tmp_path / "many.yaml"
+    out.write_text(dump_all(list(bodies.values()), "test"), encoding="utf-8")
+    result = subprocess.run([sys.executable, str(validator), str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_alp_refuses_an_http_flow_another_ingress_allow_would_bypass() -> None:
+    """Found in review: the egress half is L4 under ALP, so a looser ingress allow at the destination
+    would let web send any request."""
+    policy = n.Policy("p", rules=[n.allow(WEB >> API, n.tcp(8080), http=[n.http("GET", "/status")]),
+                                  n.allow(SHOP >> API, n.tcp(8080), direction="ingress")])
+    assert set(_codes(policy, CalicoTarget(alp=True))) == {Code.NPD202}
+    fine = n.Policy("p", rules=[n.allow(WEB >> API, n.tcp(8080), http=[n.http("GET", "/status")]),
+                                n.allow(SHOP >> API, n.tcp(9090), direction="ingress")])
+    assert _bodies(fine, CalicoTarget(alp=True))

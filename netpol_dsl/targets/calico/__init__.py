@@ -34,7 +34,7 @@ import attrs
 
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, peer_key
-from netpol_dsl.ir.ports import ICMP_TYPES, icmp_matches
+from netpol_dsl.ir.ports import ICMP_TYPES, icmp_matches, ports_overlap
 from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import MANAGED_BY, object_metadata
@@ -74,6 +74,7 @@ ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
 SET_LABEL = "netpol-dsl.dev/network-set"
 MAX_ICMP_TYPE = 254  # icmp.type maximum (CRD; validator.go)
 INLINE_NETS = 2  # a flow with more CIDRs than this selects a GlobalNetworkSet
+MAX_NETS = 256  # nets/notNets entries per rule (validator); a CIDR with more exceptions becomes a set
 _GROUP_NAMES = {"dns": "allow-dns", "logging": "allow-logging", "monitoring": "allow-monitoring",
                 "fqdn-dns": "fqdn-dns", "blocklist": "blocklist", "metadata": "block-metadata"}
 
@@ -183,10 +184,10 @@ class _Compiler:
                        "the whole port; if ALP is installed, build with --option calico.alp=true")
             return False
         if rule.http:
-            return self.checkhttp_match(rule)
+            return self.check_http(rule)
         return True
 
-    def checkhttp_match(self, rule: Rule) -> bool:
+    def check_http(self, rule: Rule) -> bool:
         if rule.direction is Direction.EGRESS and not any(
                 o.direction is Direction.INGRESS and o.flow == rule.flow and o.http == rule.http
                 and o.action is Action.ALLOW for o in self.program.rules):
@@ -194,6 +195,14 @@ class _Compiler:
                        "application layer policy enforces HTTP rules at the destination pod only: let the flow "
                        "have both halves (the default direction)")
             return False
+        if rule.direction is Direction.EGRESS and isinstance(rule.peer, Workloads):
+            bypass = next((o for o in self.program.rules if self.bypasses(o, rule)), None)
+            if bypass is not None:
+                self.error(Code.NPD202, rule, f"relies on the destination to enforce its HTTP rules, but "
+                           f"'{bypass.flow}' (at {bypass.location}) admits the same traffic there without them",
+                           "application layer policy enforces HTTP rules at the destination pod only, so the "
+                           "source side is an L4 allow: narrow one of the two rules so that they do not overlap")
+                return False
         for h in rule.http:
             problem = None
             if h.host is not None or h.headers:
@@ -207,6 +216,18 @@ class _Compiler:
                            "Calico matches a method list and exact or prefix paths only")
                 return False
         return True
+
+    @staticmethod
+    def _overlaps(peer: Peer, pods: Workloads) -> bool:
+        return isinstance(peer, Anything) or (isinstance(peer, Workloads) and peer.conjoin(pods) is not None)
+
+    def bypasses(self, other: Rule, rule: Rule) -> bool:
+        """Whether ``other``, an ingress allow at ``rule``'s destination, admits some of ``rule``'s traffic
+        without ``rule``'s HTTP matches (then the L4 egress half of ``rule`` would be wider than intended)."""
+        assert isinstance(rule.peer, Workloads)
+        return (other.direction is Direction.INGRESS and other.action is Action.ALLOW and other.http != rule.http
+                and other.subject.conjoin(rule.peer) is not None and self._overlaps(other.peer, rule.subject)
+                and ports_overlap(other.ports, rule.ports))
 
     def check_tiers(self) -> None:
         for tier in self.program.tiers:
@@ -345,25 +366,33 @@ class _Compiler:
         return entity
 
     def plan_sets(self, rules: list[Rule]) -> None:
-        """CIDR peers that go into GlobalNetworkSets: the baseline blocklist, and a zone of more than
-        INLINE_NETS CIDRs in one flow (one set per flow, selected by one rule instead of one per CIDR)."""
+        """CIDR peers that go into GlobalNetworkSets: the baseline blocklist, a zone of more than INLINE_NETS
+        CIDRs in one flow (one set per flow, selected by one rule instead of one per CIDR), and a CIDR with
+        more exceptions than a rule's notNets holds (the set lists what is left, exactly)."""
         groups: dict[tuple[object, ...], list[Rule]] = defaultdict(list)
         for r in rules:
             if isinstance(r.peer, Network):
                 groups[(r.tier, r.action.value, r.direction.value, r.subject, r.ports, r.http, r.flow,
                         r.group)].append(r)
         by_content: dict[tuple[object, ...], str] = {}  # the same CIDRs in several flows: one set
+        names: dict[str, tuple[object, ...]] = {}
         for members in sorted(groups.values(), key=lambda m: m[0].sort_key()):
             first = members[0]
-            if first.group != "blocklist" and len(members) > INLINE_NETS:
+            many_excepts = any(len(p.excepts) > MAX_NETS for r in members if isinstance(r.peer, Network)
+                               for p in outside_cluster(r.peer, r, self.program.cluster, "")[0])
+            if first.group != "blocklist" and (len(members) > INLINE_NETS or many_excepts):
                 label = re.sub(r"[^a-z0-9]+", "-", first.flow.lower())
                 name = object_name(f"{self.program.name}-{label}", f"{self.program.name} {first.flow}")
             elif first.group == "blocklist":
                 name = object_name(f"{self.program.name}-blocklist", self.program.name)
             else:
                 continue
-            content = (first.group == "blocklist", *sorted(peer_key(r.peer) for r in members))
+            # every blocklist CIDR goes into the one blocklist set; other sets hold exactly their flow's CIDRs
+            content = ("blocklist",) if first.group == "blocklist" else tuple(sorted(peer_key(r.peer) for r in members))
+            if content not in by_content and names.get(name, content) != content:  # another list has the name
+                name = f"{name[:56]}-{short_hash(repr(content))}"
             name = by_content.setdefault(content, name)
+            names[name] = content
             self.set_of.update((r, name) for r in members)
 
     # ---- objects --------------------------------------------------------------------------------
