@@ -13,6 +13,8 @@ from netpol_dsl.loader import LoadedPolicy, load
 if TYPE_CHECKING:
     from netpol_dsl.dsl.policy import Policy
     from netpol_dsl.endpoints import Connection
+    from netpol_dsl.ir.program import Program
+    from netpol_dsl.targets.base import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
@@ -48,20 +50,23 @@ def engine_allows(engine: object, conn: Connection) -> bool:
     return bool(cast("Evaluator", engine).evaluate(conn).allowed)
 
 
-def output_vs_intent(policy: Policy, target: str, conns: Sequence[Connection]) -> list[str] | None:
-    """None when the target refuses the policy; else every connection where output and intent differ."""
+def output_vs_intent(policy: Policy | Program, target: str | Target,
+                     conns: Sequence[Connection]) -> list[str] | None:
+    """None when the target (a name or a configured target) refuses the policy; else every connection
+    where output and intent differ."""
     from netpol_dsl.compiler import compile_program
     from netpol_dsl.diagnostics import CompileError
     from netpol_dsl.engines import EVALUATORS
     from netpol_dsl.ir.intent import decide
     from netpol_dsl.ir.lower import lower
+    from netpol_dsl.ir.program import Program
 
-    program = lower(policy)
+    program = policy if isinstance(policy, Program) else lower(policy)
     try:
         out = compile_program(program, target)
     except CompileError:
         return None
-    engine = EVALUATORS[target]([m.body for m in out.manifests])
+    engine = EVALUATORS[target if isinstance(target, str) else target.name]([m.body for m in out.manifests])
     wrong = []
     for conn in conns:
         want, got = decide(program, conn).allowed, engine_allows(engine, conn)

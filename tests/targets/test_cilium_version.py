@@ -18,7 +18,6 @@ from netpol_dsl.compiler import compile_policy, compile_program
 from netpol_dsl.diagnostics import Code, Severity
 from netpol_dsl.endpoints import Connection, External, Pod
 from netpol_dsl.engines import CiliumEngine
-from netpol_dsl.ir.intent import decide
 from netpol_dsl.ir.lower import lower
 from netpol_dsl.ir.program import Program
 from netpol_dsl.render.yaml import dump
@@ -26,7 +25,7 @@ from netpol_dsl.synth import connections as synthesized
 from netpol_dsl.synth import representative_endpoints
 from netpol_dsl.targets.base import OptionInfo
 from netpol_dsl.targets.cilium import CiliumTarget
-from tests.helpers import EXAMPLES, engine_allows, load_example
+from tests.helpers import EXAMPLES, load_example, output_vs_intent
 from tests.strategies import connections, policies
 
 SHOP = n.namespace("shop")
@@ -242,19 +241,7 @@ def test_older_output_validates_against_the_crd_schema(validator: Path, tmp_path
 
 def _mismatches(program: Program, version: str, conns: Sequence[Connection]) -> list[str] | None:
     """None when the version refuses the program; else every connection where output and intent differ."""
-    try:
-        out = compile_program(program, CiliumTarget(version=version))
-    except n.CompileError:
-        return None
-    engine = CiliumEngine([m.body for m in out.manifests])
-    wrong = []
-    for conn in conns:
-        want, got = decide(program, conn).allowed, engine_allows(engine, conn)
-        if want != got:
-            req = f" {conn.http.method} {conn.http.path}" if conn.http else ""
-            wrong.append(f"{conn.describe()}{req}: output={'allow' if got else 'deny'} "
-                         f"intent={'allow' if want else 'deny'}")
-    return wrong
+    return output_vs_intent(program, CiliumTarget(version=version), conns)
 
 
 def test_port_zero_and_single_ports_mean_the_intent_to_the_engine() -> None:
