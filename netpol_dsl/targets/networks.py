@@ -8,7 +8,7 @@ import ipaddress
 
 from netpol_dsl.diagnostics import Code, Diagnostic
 from netpol_dsl.ir.peers import Network
-from netpol_dsl.ir.program import ClusterFacts, Rule
+from netpol_dsl.ir.program import Action, ClusterFacts, Rule
 from netpol_dsl.values import IPNetwork
 
 # address space where pod and service IPs usually live
@@ -26,8 +26,9 @@ def outside_cluster(
             return [net], Diagnostic(
                 Code.NPD207,
                 f"{rule.action.value} '{rule.flow}' reaches {net.describe()}, which overlaps private address space "
-                f"where pod and node IPs live; {what} also matches pods and nodes, so the output could be wider "
-                "than intent",
+                f"where pod and node IPs live; {what} also matches pods and nodes, so the output could "
+                + ("allow more than the intent" if rule.action is Action.ALLOW else
+                   f"{rule.action.value} more than the intent"),
                 rule.location,
                 hint="declare cluster=cluster_info(pod_cidrs=[...], node_cidrs=[...]) so they are carved out",
             )
