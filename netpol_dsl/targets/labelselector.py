@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from netpol_dsl.ir.peers import Workloads
 from netpol_dsl.ir.selectors import Selector, Shape
 
 
@@ -52,3 +53,9 @@ def slug(selector: Selector) -> str:
         else:
             parts.append(f"not-{short}-{'-'.join(c.values)}" if c.values else f"has-{short}")
     return "-".join(parts)
+
+
+def workloads_slug(w: Workloads) -> str:
+    """A name fragment for workloads that may span namespaces: ``<namespace or its labels>-<pods>``."""
+    ns = w.namespace or ("all-namespaces" if w.namespaces.is_all else slug(w.namespaces))
+    return f"{ns}-{slug(w.pods)}"

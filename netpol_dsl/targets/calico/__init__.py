@@ -35,7 +35,7 @@ import attrs
 from netpol_dsl.diagnostics import Code, CompileError, Diagnostic, Location, Severity
 from netpol_dsl.ir.peers import Anything, DnsName, Entity, Network, Peer, Workloads, peer_key
 from netpol_dsl.ir.ports import ICMP_TYPES, icmp_matches, ports_overlap
-from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule
+from netpol_dsl.ir.program import Action, Direction, HttpMatch, Program, Rule, Tier
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 from netpol_dsl.provenance import MANAGED_BY, object_metadata
 from netpol_dsl.targets.base import (
@@ -61,13 +61,14 @@ from netpol_dsl.targets.calico.selectors import (
     pod_key,
     quote,
 )
-from netpol_dsl.targets.labelselector import slug
+from netpol_dsl.targets.labelselector import slug, workloads_slug
 from netpol_dsl.targets.networks import expand, outside_cluster
 
 API_VERSION = "projectcalico.org/v3"
 VERSIONS = ("3.29", "3.30", "3.31", "3.32")
 DEFAULT_TIER = "default"
 DEFAULT_TIER_ORDER = 1_000_000  # Calico's built-in tier of Kubernetes NetworkPolicies
+DEFAULT = Tier(DEFAULT_TIER_ORDER, DEFAULT_TIER)
 RESERVED_TIERS = frozenset({DEFAULT_TIER, "kube-admin", "kube-baseline", "adminnetworkpolicy",
                             "baselineadminnetworkpolicy"})
 ORDER = {Action.DENY: 100, Action.PASS: 200, Action.ALLOW: 300}
@@ -83,8 +84,7 @@ Y, P, N = Support.YES, Support.PARTIAL, Support.NO
 
 @attrs.frozen(order=True)
 class _Key:
-    tier: str  # "" for Calico's default tier (isolation)
-    order: int
+    tier: Tier  # DEFAULT for Calico's own default tier (isolation)
     namespace: str  # "" for a GlobalNetworkPolicy
     subject: Workloads
     group: str
@@ -255,7 +255,7 @@ class _Compiler:
         rules = [r for r in self.program.rules if self.check(r)]
         self.plan_sets(rules)
         for r in rules:
-            key = _Key(r.tier.name, r.tier.order, self.place(r.subject), r.subject,
+            key = _Key(r.tier, self.place(r.subject), r.subject,
                        f"{r.group}:{r.action.value}")
             pol = self.policies[key]
             pol.types.add(r.direction)
@@ -294,7 +294,7 @@ class _Compiler:
                 if cover not in from_baseline:
                     origins.update(r.origins)
             for subject, origins in kept.items():
-                pol = self.policies[_Key("", 0, self.place(subject), subject, "default-deny")]
+                pol = self.policies[_Key(DEFAULT, self.place(subject), subject, "default-deny")]
                 pol.types.add(direction)
                 pol.origins.update(origins)
 
@@ -398,9 +398,8 @@ class _Compiler:
     # ---- objects --------------------------------------------------------------------------------
 
     def tiers(self) -> list[Manifest]:
-        used = sorted({k.tier for k in self.policies if k.tier})
         out = []
-        for tier in (t for t in self.program.tiers if t.name in used):
+        for tier in sorted({k.tier for k in self.policies if k.tier != DEFAULT}):
             body = {"apiVersion": API_VERSION, "kind": "Tier",
                     "metadata": {"name": tier.name, "labels": dict(MANAGED_BY)},
                     "spec": {"order": tier.order, "defaultAction": "Pass"}}
@@ -421,7 +420,7 @@ class _Compiler:
         staged = self.options.staged
         kind = ("Staged" if staged else "") + ("NetworkPolicy" if key.namespace else "GlobalNetworkPolicy")
         group, _, action = key.group.partition(":")
-        subject = slug(key.subject.pods) if key.namespace else _global_slug(key.subject)
+        subject = slug(key.subject.pods) if key.namespace else workloads_slug(key.subject)
         base = _GROUP_NAMES.get(group, group)
         if not base:
             base = subject
@@ -432,12 +431,13 @@ class _Compiler:
         if not key.namespace:
             base = f"{self.program.name}-{base}"
         name = object_name(base, repr(key))
-        if key.tier:
-            name = f"{key.tier}.{name}" if self.options.tier_prefix else object_name(f"{key.tier}-{name}", repr(key))
+        if key.tier != DEFAULT:
+            tier = key.tier.name
+            name = f"{tier}.{name}" if self.options.tier_prefix else object_name(f"{tier}-{name}", repr(key))
         if (kind, key.namespace, name) in used:
             name = f"{name}-{short_hash(repr(key))}"
         used.add((kind, key.namespace, name))
-        spec: dict[str, Any] = {"tier": key.tier or DEFAULT_TIER,
+        spec: dict[str, Any] = {"tier": key.tier.name,
                                 "order": ORDER[Action(action)] if action else 1000}
         if key.namespace:
             spec["selector"] = expression(key.subject.pods, pod_key)
@@ -454,11 +454,6 @@ class _Compiler:
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
         filename = f"{kind.lower()}_{key.namespace + '_' if key.namespace else ''}{name}.yaml"
         return Manifest(kind, name, key.namespace or None, body, filename)
-
-
-def _global_slug(w: Workloads) -> str:
-    ns = w.namespace or ("all-namespaces" if w.namespaces.is_all else slug(w.namespaces))
-    return f"{ns}-{slug(w.pods)}"
 
 
 def _net_order(text: str) -> tuple[int, str]:

@@ -60,7 +60,7 @@ from netpol_dsl.targets.cilium.render import (
     port_problem,
     section,
 )
-from netpol_dsl.targets.labelselector import slug
+from netpol_dsl.targets.labelselector import slug, workloads_slug
 
 API_VERSION = "cilium.io/v2"
 CNP = "CiliumNetworkPolicy"
@@ -326,7 +326,7 @@ class _Compiler:
                 "metadata": "block-metadata"}.get(key.group, key.group)
         subject = slug(key.subject.pods)
         if key.clusterwide:
-            subject = _clusterwide_slug(key.subject)
+            subject = workloads_slug(key.subject)
         if not base:
             base = subject
         elif not key.subject.pods.is_all or key.clusterwide:
@@ -358,11 +358,6 @@ class _Compiler:
         filename = (f"ciliumclusterwidenetworkpolicy_{name}.yaml" if key.clusterwide
                     else f"ciliumnetworkpolicy_{key.namespace}_{name}.yaml")
         return Manifest(kind, name, key.namespace or None, body, filename)
-
-
-def _clusterwide_slug(w: Workloads) -> str:
-    ns = w.namespace or ("all-namespaces" if w.namespaces.is_all else slug(w.namespaces))
-    return f"{ns}-{slug(w.pods)}"
 
 
 __all__ = ["CiliumTarget"]
