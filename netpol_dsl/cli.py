@@ -119,15 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "targets":
         sys.stdout.write(capability_table() + "\n" + options_table())
         return EXIT_OK
-    if args.command in ("simulate", "explain"):
-        try:
-            return _simulate(args) if args.command == "simulate" else _explain(args)
-        except InputError as exc:
-            for problem in exc.problems:
-                sys.stderr.write(f"netpol-dsl: error: {problem}\n")
-            return EXIT_USAGE
+    commands = {"simulate": _simulate, "explain": _explain, "verify": _verify, "build": _build}
     try:
-        return _verify(args) if args.command == "verify" else _build(args)
+        return commands[args.command](args)
     except InputError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"netpol-dsl: error: {problem}\n")
@@ -136,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     [target] = _configured([args.target], args.options)
-    if getattr(target, "staged", False):
-        raise InputError(["verify checks what the output enforces, and staged policies enforce nothing: "
-                          "verify without calico.staged"])
+    if not target.enforcing:
+        raise InputError([f"verify checks what the output enforces, and {target.describe()} enforces nothing "
+                          "(staged policies): verify without that option"])
     loaded, problems = load(args.paths)
     checked = 0
     for lp in loaded:

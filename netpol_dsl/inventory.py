@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 import attrs
 
 from netpol_dsl.endpoints import ContainerPort, Endpoint, External, IPAddress, Node, Pod
+from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 DNS_NAMESPACE = "kube-system"
 DNS_LABEL = ("k8s-app", "kube-dns")

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from netpol_dsl.endpoints import ApiServer, Connection, ContainerPort, Endpoint, External, IPAddress, Node, Pod
-from netpol_dsl.ir.peers import DnsName, Network, Peer, Workloads
+from netpol_dsl.ir.peers import DnsName, Network, Peer, Workloads, exclude
 from netpol_dsl.ir.ports import ALL_PROTOCOLS, ICMP_PROTOCOLS, ICMP_TYPES
 from netpol_dsl.ir.program import Program
 from netpol_dsl.ir.selectors import NAMESPACE_NAME_LABEL, SERVICE_ACCOUNT_KEY, Selector, Shape
@@ -177,23 +177,10 @@ def _pod_name(labels: Mapping[str, str], taken: set[str]) -> str:
     return name
 
 
-def _minus(net: IPNetwork, avoid: Iterable[IPNetwork]) -> list[IPNetwork]:
-    pieces = [net]
-    for a in avoid:
-        nxt: list[IPNetwork] = []
-        for p in pieces:
-            if p.version != a.version or not p.overlaps(a):
-                nxt.append(p)
-            elif not p.subnet_of(a):  # type: ignore[arg-type]
-                nxt += p.address_exclude(a)  # type: ignore[arg-type]
-        pieces = nxt
-    return sorted(pieces, key=lambda n: (n.version, n))
-
-
 def _address_in(net: IPNetwork, avoid: tuple[IPNetwork, ...]) -> IPAddress | None:
     """An address of ``net`` outside ``avoid``, and outside reserved ranges when possible (None: no such address)."""
     for excluded in ((*avoid, *_RESERVED), avoid):
-        pieces = _minus(net, excluded)
+        pieces = exclude(net, excluded)
         roomy = [p for p in pieces if p.num_addresses > 2]
         if roomy:
             return roomy[0].network_address + 1

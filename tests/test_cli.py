@@ -217,4 +217,4 @@ def test_verify_refuses_staged_output(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, err = run(["verify", str(ROOT / "examples" / "quarantine.py"), "-t", "calico",
                           "-O", "calico.staged=true"], capsys)
     assert (code, out) == (2, "")
-    assert "staged policies enforce nothing" in err
+    assert "calico (staged=true) enforces nothing" in err

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -106,6 +106,20 @@ class Network:
 
     def describe(self) -> str:
         return str(self.cidr) + (f" except {', '.join(map(str, self.excepts))}" if self.excepts else "")
+
+
+def exclude(net: IPNetwork, avoid: Iterable[IPNetwork]) -> list[IPNetwork]:
+    """``net`` minus every network of ``avoid``, as a sorted list of CIDRs."""
+    pieces = [net]
+    for a in avoid:
+        nxt: list[IPNetwork] = []
+        for p in pieces:
+            if p.version != a.version or not p.overlaps(a):
+                nxt.append(p)
+            elif not p.subnet_of(a):  # type: ignore[arg-type]
+                nxt += p.address_exclude(a)  # type: ignore[arg-type]
+        pieces = nxt
+    return sorted(pieces, key=lambda n: (n.version, n))
 
 
 def _covered(cidr: IPNetwork, excepts: tuple[IPNetwork, ...]) -> bool:

@@ -135,7 +135,6 @@ class Expectation:
     http: HttpMatch | None
     text: str
     location: Location = attrs.field(eq=False)
-    expectations: tuple[Expectation, ...] = ()
 
 
 @attrs.frozen

@@ -143,11 +143,21 @@ class Target:
             raise ValueError("; ".join(problems))
         return cls(**kwargs)
 
+    @property
+    def enforcing(self) -> bool:
+        """Whether the output enforces anything (False for audit-only output such as Calico's staged kinds)."""
+        return True
+
     def describe(self) -> str:
         """The target and the options that differ from their defaults: ``calico (staged=true)``."""
         changed = [f"{f.name.replace('_', '-')}={_text(getattr(self, f.name))}" for f in attrs.fields(type(self))
                    if "parse" in f.metadata and getattr(self, f.name) != f.default]
         return f"{self.name} ({', '.join(changed)})" if changed else self.name
+
+
+def version_at_least(version: str, floor: str) -> bool:
+    """``version >= floor`` for dotted versions ("1.9" < "1.16")."""
+    return tuple(int(p) for p in version.split(".")) >= tuple(int(p) for p in floor.split("."))
 
 
 def unlogged(program: Program, target: str, why: str) -> list[Diagnostic]:

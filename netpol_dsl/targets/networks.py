@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from netpol_dsl.diagnostics import Code, Diagnostic
-from netpol_dsl.ir.peers import Network
+from netpol_dsl.ir.peers import Network, exclude
 from netpol_dsl.ir.program import Action, ClusterFacts, Rule
 from netpol_dsl.values import IPNetwork
 
@@ -41,13 +41,4 @@ def outside_cluster(
 
 def expand(net: Network) -> list[IPNetwork]:
     """The CIDRs that make up ``net`` without its exceptions (for sets that cannot say "except")."""
-    pieces: list[IPNetwork] = [net.cidr]
-    for e in net.excepts:
-        out: list[IPNetwork] = []
-        for p in pieces:
-            if p.version == e.version and e.subnet_of(p):  # type: ignore[arg-type]
-                out += p.address_exclude(e)  # type: ignore[arg-type]
-            elif not (p.version == e.version and p.subnet_of(e)):  # type: ignore[arg-type]
-                out.append(p)
-        pieces = out
-    return sorted(pieces, key=lambda n: (n.version, n))
+    return exclude(net.cidr, net.excepts)

@@ -25,12 +25,12 @@ from netpol_dsl.engines.manifest import (
     policy_types,
 )
 from netpol_dsl.engines.manifest import ManifestError as ManifestError  # re-exported (shared by both engines)
+from netpol_dsl.provenance import SOURCE_ANNOTATION
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
 PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 # provenance annotation written by the kubernetes target (netpol_dsl.targets.kubernetes.SOURCE_ANNOTATION)
-SOURCE_ANNOTATION = "netpol-dsl.dev/source"
 
 Direction = Literal["ingress", "egress"]
 

@@ -50,6 +50,7 @@ from netpol_dsl.targets.base import (
     parse_bool,
     parse_choice,
     short_hash,
+    version_at_least,
 )
 from netpol_dsl.targets.calico.rules import by_protocol, cidr_entity, http_match, path_match
 from netpol_dsl.targets.calico.selectors import (
@@ -129,11 +130,15 @@ class CalicoTarget(Target):
     def __attrs_post_init__(self) -> None:
         if self.version not in VERSIONS:
             raise ValueError(f"calico.version: expected one of {', '.join(VERSIONS)}, got {self.version!r}")
-        if not self.tier_prefix and self.version < "3.32":
+        if not self.tier_prefix and not version_at_least(self.version, "3.32"):
             raise ValueError(f"calico.tier-prefix=false needs version 3.32 or later (got {self.version}): "
                              "Calico 3.29-3.31 reject policy names without the <tier>. prefix")
-        if self.staged and self.version < "3.30":
+        if self.staged and not version_at_least(self.version, "3.30"):
             raise ValueError(f"calico.staged=true needs version 3.30 or later (got {self.version})")
+
+    @property
+    def enforcing(self) -> bool:
+        return not self.staged
 
     def compile(self, program: Program) -> Output:
         return _Compiler(program, self).run()

@@ -50,6 +50,7 @@ from netpol_dsl.targets.base import (
     option,
     parse_choice,
     unlogged,
+    version_at_least,
 )
 from netpol_dsl.targets.cilium.render import (
     MAX_PORTS,
@@ -126,7 +127,7 @@ class CiliumTarget(Target):
             raise ValueError(f"cilium.version: expected one of {', '.join(VERSIONS)}, got {self.version!r}")
 
     def at_least(self, version: str) -> bool:
-        return _number(self.version) >= _number(version)
+        return version_at_least(self.version, version)
 
     @property
     def features(self) -> Features:
@@ -134,10 +135,6 @@ class CiliumTarget(Target):
 
     def compile(self, program: Program) -> Output:
         return _Compiler(program, self).run()
-
-
-def _number(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 class _Compiler:
